@@ -1,0 +1,316 @@
+"""Response schemas of the JSON API (request schemas live with their domain package).
+
+Each ``from_model`` builds the response from ORM objects, so views stay one line long.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from app.cases import states
+from app.cases.models import CaseEvent, CaseLine, Evidence, PolicyVersion, ReasonCode, ReturnCase, Settlement
+from app.orders.models import Order
+from app.validation import Schema
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_transition.")
+    message: str = Field(description="A sentence a person can act on.")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class CaseLineOut(BaseModel):
+    id: int
+    sku: str
+    title: str
+    order_number: str | None
+    unit_price: Decimal
+    qty_requested: int
+    qty_authorized: int
+    qty_received: int
+    qty_accepted: int
+    reason_code: str | None
+    customer_comment: str | None
+    reception_status: str
+    decision_status: str
+    decision_results: list[dict[str, Any]]
+    fee_percent: Decimal
+    condition_grade: str | None
+    disposition: str | None
+    resolution_preference: str | None
+    fault_party: str | None
+
+    @classmethod
+    def from_model(cls, line: CaseLine) -> CaseLineOut:
+        return cls(
+            id=line.id, sku=line.sku, title=line.title, order_number=line.order.number if line.order else None,
+            unit_price=line.unit_price, qty_requested=line.qty_requested, qty_authorized=line.qty_authorized,
+            qty_received=line.qty_received, qty_accepted=line.qty_accepted, reason_code=line.reason_code,
+            customer_comment=line.customer_comment, reception_status=line.reception_status,
+            decision_status=line.decision_status, decision_results=line.decision_results or [],
+            fee_percent=line.fee_percent, condition_grade=line.condition_grade, disposition=line.disposition,
+            resolution_preference=line.resolution_preference, fault_party=line.fault_party,
+        )
+
+
+class SettlementOut(BaseModel):
+    id: int
+    kind: str
+    status: str
+    currency: str
+    gross: Decimal
+    fees: Decimal
+    bonus: Decimal
+    amount: Decimal
+    price_difference: Decimal
+    customer_owes: Decimal
+    external_ref: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, s: Settlement) -> SettlementOut:
+        return cls(
+            id=s.id, kind=s.kind, status=s.status, currency=s.currency, gross=s.gross, fees=s.fees, bonus=s.bonus,
+            amount=s.amount, price_difference=s.price_difference, customer_owes=s.customer_owes,
+            external_ref=s.external_ref, created_at=s.created_at,
+        )
+
+
+class EvidenceOut(BaseModel):
+    id: int
+    kind: str
+    line_id: int | None
+    url: str | None
+    filename: str | None
+    content_type: str | None
+    size_bytes: int | None
+    sha256: str | None
+    source: str
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, e: Evidence) -> EvidenceOut:
+        return cls(
+            id=e.id, kind=e.kind, line_id=e.line_id, url=e.url, filename=e.filename, content_type=e.content_type,
+            size_bytes=e.size_bytes, sha256=e.sha256, source=e.source, created_at=e.created_at,
+        )
+
+
+class TicketOut(BaseModel):
+    provider: str | None
+    id: str | None
+    url: str | None
+
+
+class ShipmentOut(BaseModel):
+    carrier: str | None
+    tracking_number: str | None
+    label_url: str | None
+    label_issued_at: datetime | None
+
+
+class CaseSummary(BaseModel):
+    number: str
+    status: str
+    type: str
+    channel: str
+    customer_email: str
+    currency: str
+    ticket_id: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_model(cls, case: ReturnCase) -> CaseSummary:
+        return cls(
+            number=case.number, status=case.status, type=case.type, channel=case.channel,
+            customer_email=case.customer.email, currency=case.currency, ticket_id=case.ticket_id,
+            version=case.version, created_at=case.created_at, updated_at=case.updated_at,
+        )
+
+
+class CaseOut(CaseSummary):
+    status_description: str
+    next_step: str
+    held_from: str | None
+    allowed_actions: list[str] = Field(description="Actions the current status allows (guards may still refuse).")
+    customer_name: str | None
+    locale: str
+    preferred_resolution: str | None
+    ticket: TicketOut
+    shipment: ShipmentOut
+    note: str | None
+    policy_version: int | None
+    policy_decision: dict[str, Any] | None
+    lines: list[CaseLineOut]
+    settlements: list[SettlementOut]
+    evidence: list[EvidenceOut]
+
+    @classmethod
+    def from_model(cls, case: ReturnCase) -> CaseOut:  # type: ignore[override]
+        status = states.CaseStatus(case.status)
+        return cls(
+            **CaseSummary.from_model(case).model_dump(),
+            status_description=states.STATUS_DESCRIPTIONS[status], next_step=states.NEXT_STEP[status],
+            held_from=case.held_from,
+            allowed_actions=[a.value for a in states.allowed_actions(status, case.held_from)],
+            customer_name=case.customer.name, locale=case.locale, preferred_resolution=case.preferred_resolution,
+            ticket=TicketOut(provider=case.ticket_provider, id=case.ticket_id, url=case.ticket_url),
+            shipment=ShipmentOut(carrier=case.return_carrier, tracking_number=case.return_tracking,
+                                 label_url=case.return_label_url, label_issued_at=case.label_issued_at),
+            note=case.note, policy_version=case.policy_version, policy_decision=case.policy_decision,
+            lines=[CaseLineOut.from_model(line) for line in case.lines],
+            settlements=[SettlementOut.from_model(s) for s in case.settlements],
+            evidence=[EvidenceOut.from_model(e) for e in case.evidence],
+        )
+
+
+class CasePage(BaseModel):
+    items: list[CaseSummary]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+
+
+class CaseListQuery(Schema):
+    status: str | None = Field(default=None, max_length=400, pattern=r"^[a-z_]+(,[a-z_]+)*$",
+                               description="One status or several, comma-separated.")
+    customer_email: str | None = Field(default=None, max_length=320)
+    order_number: str | None = Field(default=None, max_length=64)
+    ticket_id: str | None = Field(default=None, max_length=100)
+    updated_since: datetime | None = Field(default=None, description="ISO 8601 with a time zone.")
+    q: str | None = Field(default=None, max_length=320, description="Search: RMA number, customer email or order number.")
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=200)
+
+
+class EventOut(BaseModel):
+    id: int
+    action: str
+    from_status: str | None
+    to_status: str | None
+    actor_type: str
+    actor_id: str | None
+    channel: str
+    reason: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, e: CaseEvent) -> EventOut:
+        return cls(
+            id=e.id, action=e.action, from_status=e.from_status, to_status=e.to_status, actor_type=e.actor_type,
+            actor_id=e.actor_id, channel=e.channel, reason=e.reason, data=e.data or {}, created_at=e.created_at,
+        )
+
+
+class TimelineOut(BaseModel):
+    number: str
+    events: list[EventOut]
+
+
+class LinesOut(BaseModel):
+    number: str
+    lines: list[CaseLineOut]
+
+
+class SettlementsOut(BaseModel):
+    number: str
+    settlements: list[SettlementOut]
+
+
+class SettlementPreviewQuery(Schema):
+    kind: Literal["refund", "store_credit", "exchange", "replacement", "repair", "keep_item"]
+    exchange_value: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
+
+
+class SettlementPreviewOut(BaseModel):
+    number: str
+    kind: str
+    currency: str
+    gross: Decimal
+    fees: Decimal
+    bonus: Decimal
+    amount: Decimal
+    price_difference: Decimal
+    customer_owes: Decimal
+    offered: bool = Field(description="Whether the policy offers this resolution for the case.")
+
+
+class OrderLineOut(BaseModel):
+    sku: str
+    title: str
+    quantity: int
+    unit_price: Decimal
+    category: str | None
+    tags: list[str]
+    final_sale: bool
+
+
+class OrderOut(BaseModel):
+    number: str
+    currency: str
+    ordered_on: date
+    delivered_on: date | None
+    total: Decimal
+    customer_email: str
+    customer_name: str | None
+    lines: list[OrderLineOut]
+    created: bool = False
+
+    @classmethod
+    def from_model(cls, order: Order, created: bool = False) -> OrderOut:
+        return cls(
+            number=order.number, currency=order.currency, ordered_on=order.ordered_on,
+            delivered_on=order.delivered_on, total=order.total, customer_email=order.customer.email,
+            customer_name=order.customer.name, created=created,
+            lines=[
+                OrderLineOut(sku=line.sku, title=line.title, quantity=line.quantity, unit_price=line.unit_price,
+                             category=line.category, tags=list(line.tags or []), final_sale=line.final_sale)
+                for line in order.lines
+            ],
+        )
+
+
+class PolicyOut(BaseModel):
+    version: int
+    created_at: datetime
+    created_by: str | None
+    document: dict[str, Any]
+
+    @classmethod
+    def from_model(cls, version: PolicyVersion) -> PolicyOut:
+        return cls(version=version.version, created_at=version.created_at, created_by=version.created_by,
+                   document=version.document)
+
+
+class DecisionOut(BaseModel):
+    policy_version: int
+    decision: dict[str, Any]
+
+
+class ReasonCodeOut(BaseModel):
+    code: str
+    label: str
+    parent: str | None
+    requires_photo: bool
+    requires_note: bool
+    fault_party: str
+    active: bool
+
+    @classmethod
+    def from_model(cls, reason: ReasonCode) -> ReasonCodeOut:
+        return cls(code=reason.code, label=reason.label, parent=reason.parent.code if reason.parent else None,
+                   requires_photo=reason.requires_photo, requires_note=reason.requires_note,
+                   fault_party=reason.fault_party, active=reason.active)
+
+
+class ReasonCodeList(BaseModel):
+    items: list[ReasonCodeOut]

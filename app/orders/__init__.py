@@ -1,0 +1,1 @@
+"""Customers and the orders they bought, upserted from the merchant's systems."""

@@ -1,0 +1,1 @@
+"""Tenants (merchants using Rebound) and the API tokens that act for them."""

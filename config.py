@@ -1,0 +1,131 @@
+"""Configuration classes: every value comes from the environment, with safe local defaults.
+
+Pick a class with ``REBOUND_CONFIG`` (development, testing, production) or pass one to
+``create_app``. Production refuses to start without its secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:  # a typo in the environment should stop start-up, not be ignored
+        raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def normalize_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain ``postgres://`` and ``postgresql://`` URLs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    """Values shared by every environment."""
+
+    ENV_NAME = "base"
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
+    SQLALCHEMY_DATABASE_URI = normalize_database_url(
+        os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'rebound.db'}")
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # Fernet key for secrets stored at rest (integration credentials).
+    REBOUND_ENCRYPTION_KEY = os.environ.get("REBOUND_ENCRYPTION_KEY", "")
+    # Largest request body accepted anywhere; webhooks and API alike.
+    MAX_CONTENT_LENGTH = _env_int("REBOUND_MAX_BODY_BYTES", 1024 * 1024)
+    REBOUND_CASE_NUMBER_PREFIX = os.environ.get("REBOUND_CASE_NUMBER_PREFIX", "RMA-")
+    REBOUND_CASE_NUMBER_START = _env_int("REBOUND_CASE_NUMBER_START", 10001)
+    REBOUND_PAGE_SIZE_MAX = _env_int("REBOUND_PAGE_SIZE_MAX", 200)
+    # Days before an unanswered info request / an unused label expires the case.
+    REBOUND_CUSTOMER_SILENCE_DAYS = _env_int("REBOUND_CUSTOMER_SILENCE_DAYS", 14)
+    REBOUND_LABEL_EXPIRY_DAYS = _env_int("REBOUND_LABEL_EXPIRY_DAYS", 28)
+    REBOUND_WORKER_INTERVAL_SECONDS = _env_int("REBOUND_WORKER_INTERVAL_SECONDS", 60)
+    JSON_SORT_KEYS = False
+
+    @classmethod
+    def runtime_overrides(cls) -> dict[str, object]:
+        """Values read from the environment when the app is created, not when this module is imported.
+
+        :raise RuntimeError: a required setting is missing (production).
+        """
+        return {}
+
+
+class DevelopmentConfig(Config):
+    """Local development: embedded SQLite under ``instance/``, throwaway secrets."""
+
+    ENV_NAME = "development"
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    # A fixed development key so `make run` works with no setup; never used in production.
+    REBOUND_ENCRYPTION_KEY = os.environ.get(
+        "REBOUND_ENCRYPTION_KEY", "ZGV2LW9ubHktZmVybmV0LWtleS1ub3Qtc2VjcmV0ISE="
+    )
+
+
+class TestingConfig(DevelopmentConfig):
+    """The test suite: database from ``REBOUND_TEST_DATABASE_URL`` (the conftest sets it)."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+    SQLALCHEMY_DATABASE_URI = normalize_database_url(
+        os.environ.get("REBOUND_TEST_DATABASE_URL", "sqlite://")
+    )
+
+
+class ProductionConfig(Config):
+    """Production: every secret must come from the environment."""
+
+    ENV_NAME = "production"
+    REQUIRED = ("SECRET_KEY", "DATABASE_URL", "REBOUND_ENCRYPTION_KEY")
+
+    @classmethod
+    def runtime_overrides(cls) -> dict[str, object]:
+        missing = [name for name in cls.REQUIRED if not os.environ.get(name)]
+        if missing:
+            raise RuntimeError(
+                "Production configuration is missing required environment variables: "
+                + ", ".join(missing)
+            )
+        if len(os.environ["SECRET_KEY"]) < 32:
+            raise RuntimeError("SECRET_KEY must be at least 32 characters in production.")
+        return {
+            "SECRET_KEY": os.environ["SECRET_KEY"],
+            "SQLALCHEMY_DATABASE_URI": normalize_database_url(os.environ["DATABASE_URL"]),
+            "REBOUND_ENCRYPTION_KEY": os.environ["REBOUND_ENCRYPTION_KEY"],
+        }
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_env() -> type[Config]:
+    """The config class named by ``REBOUND_CONFIG`` (default: development)."""
+    name = os.environ.get("REBOUND_CONFIG", "development").strip().lower()
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(
+            f"REBOUND_CONFIG={name!r} is not one of {', '.join(sorted(CONFIGS))}"
+        ) from None

@@ -39,11 +39,12 @@ def upsert_order(tenant: Tenant, data: OrderUpsert) -> tuple[Order, bool]:
         .where(Order.tenant_id == tenant.id, Order.number == data.number)
         .options(selectinload(Order.lines))
     )
+    customer = _customer(tenant, data.customer.email, data.customer.name)
     created = order is None
     if order is None:
         order = Order(tenant_id=tenant.id, number=data.number)
         db.session.add(order)
-    order.customer = _customer(tenant, data.customer.email, data.customer.name)
+    order.customer = customer
     order.currency, order.ordered_on, order.delivered_on = data.currency, data.ordered_on, data.delivered_on
 
     existing = {line.sku: line for line in order.lines}

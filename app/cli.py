@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import sqlalchemy as sa
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from app.errors import AppError
 from app.extensions import db
@@ -89,6 +89,7 @@ def load_demo(force: bool) -> None:
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--once", is_flag=True, help="Run every job once and exit (for cron or tests).")
 def worker(once: bool) -> None:
     """Run the background jobs (the only process that starts the scheduler)."""

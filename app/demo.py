@@ -58,7 +58,7 @@ def load(force: bool = False) -> str:
         for k in range(2):
             sku_a, sku_b = PRODUCTS[(index + k) % len(PRODUCTS)], PRODUCTS[(index + k + 2) % len(PRODUCTS)]
             number = f"100{index}{k}"
-            ordered = today - timedelta(days=10 + 25 * k + index)
+            ordered = today - timedelta(days=6 + 7 * k + index)
             order, _ = upsert_order(tenant, OrderUpsert(
                 number=number, currency="EUR", ordered_on=ordered, delivered_on=ordered + timedelta(days=3),
                 customer={"email": email, "name": name},

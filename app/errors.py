@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.extensions import db
 
@@ -115,6 +115,14 @@ def register_error_handlers(app: Flask) -> None:
         response = jsonify(exc.to_dict())
         response.status_code = exc.status
         return response
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_too_large(exc: RequestEntityTooLarge) -> Response:
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        return error_response(
+            PayloadTooLarge.status, PayloadTooLarge.code,
+            f"The request body is larger than the {limit} bytes allowed.", {"max_bytes": limit},
+        )
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(exc: HTTPException) -> Response:

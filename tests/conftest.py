@@ -51,11 +51,20 @@ def postgres_database(name: str) -> str:
     return f"{PG_BASE_URL}/{name}"
 
 
-def test_database_url(tmp_dir: Path, suffix: str = "") -> str:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+def database_url_for(tmp_dir: Path, suffix: str = "") -> str:
+    """A database of this test process's own, so parallel and concurrent runs never share one."""
+    name = f"rebound_test_{os.getpid()}{suffix}"
     if database_kind() == "postgresql":
-        return postgres_database(f"rebound_test_{worker}{suffix}")
-    return f"sqlite:///{tmp_dir / f'rebound_{worker}{suffix}.db'}"
+        return postgres_database(name)
+    return f"sqlite:///{tmp_dir / f'{name}.db'}"
+
+
+def drop_postgres_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = sa.create_engine(f"{PG_BASE_URL}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +75,7 @@ def tmp_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_dir: Path) -> str:
-    return test_database_url(tmp_dir)
+    return database_url_for(tmp_dir)
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +87,8 @@ def app(database_url: str) -> Iterator[Flask]:
     yield app
     with app.app_context():
         db.engine.dispose()
+    if database_kind() == "postgresql":
+        drop_postgres_database(database_url)
 
 
 def _clean(app: Flask) -> None:

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from app.errors import NotFound
 from app.validation import parse_json, parse_mapping
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -89,6 +90,9 @@ def endpoint(
         def wrapper(**path_args: Any) -> Response:
             if auth is not None:
                 auth()
+            if any("\x00" in str(value) for value in path_args.values()):
+                # Nothing stored contains NUL, and PostgreSQL refuses to even compare with it.
+                raise NotFound("Nothing is stored under a name with NUL characters.")
             kwargs = dict(path_args)
             if query is not None:
                 kwargs["query"] = parse_mapping(query, request.args.to_dict(flat=True))

@@ -5,11 +5,11 @@ Each ``from_model`` builds the response from ORM objects, so views stay one line
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from app.cases import states
 from app.cases.models import CaseEvent, CaseLine, Evidence, PolicyVersion, ReasonCode, ReturnCase, Settlement
@@ -185,10 +185,21 @@ class CaseListQuery(Schema):
     customer_email: str | None = Field(default=None, max_length=320)
     order_number: str | None = Field(default=None, max_length=64)
     ticket_id: str | None = Field(default=None, max_length=100)
-    updated_since: datetime | None = Field(default=None, description="ISO 8601 with a time zone.")
+    updated_since: AwareDatetime | None = Field(default=None, description="ISO 8601 with a time zone.")
     q: str | None = Field(default=None, max_length=320, description="Search: RMA number, customer email or order number.")
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=200)
+
+    @field_validator("updated_since")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """Compare in UTC; an offset that pushes the time outside years 1–9999 is refused, not a 500."""
+        if value is None:
+            return None
+        try:
+            return value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("is out of range once converted to UTC") from None
 
 
 class EventOut(BaseModel):

@@ -312,16 +312,17 @@ def create_case(tenant: Tenant, data: schemas.CaseCreate, actor: Actor) -> Retur
                 fee_percent=line_decision.fee_percent if line_decision else Decimal("0"),
             )
         )
-    db.session.add(case)
     for item in data.evidence:
         case.evidence.append(
             Evidence(
-                tenant_id=tenant.id, case=case, kind=item.kind, url=item.url, filename=item.filename,
+                tenant_id=tenant.id, kind=item.kind, url=item.url, filename=item.filename,
                 content_type=item.content_type, size_bytes=item.size_bytes, sha256=item.sha256,
                 source=actor.channel,
             )
         )
+    # The number is taken last, so the counter row stays locked only for the inserts below.
     case.number = next_case_number(tenant.id)
+    db.session.add(case)
     db.session.flush()  # line ids, for the evidence that points at a line
     for item, evidence in zip(data.evidence, case.evidence):
         if item.line_index is not None:

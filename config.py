@@ -51,6 +51,13 @@ class Config:
     REBOUND_ENCRYPTION_KEY = os.environ.get("REBOUND_ENCRYPTION_KEY", "")
     # Largest request body accepted anywhere; webhooks and API alike.
     MAX_CONTENT_LENGTH = _env_int("REBOUND_MAX_BODY_BYTES", 1024 * 1024)
+    # Largest webhook body (Zendesk caps its payloads at 256 KB; conversation dumps run larger).
+    REBOUND_WEBHOOK_MAX_BYTES = _env_int("REBOUND_WEBHOOK_MAX_BYTES", 1024 * 1024)
+    REBOUND_INBOUND_MAX_ATTEMPTS = _env_int("REBOUND_INBOUND_MAX_ATTEMPTS", 8)
+    # A received event not processed after this long was interrupted; the worker takes it over.
+    REBOUND_INBOUND_STALE_SECONDS = _env_int("REBOUND_INBOUND_STALE_SECONDS", 60)
+    # Where helpdesks reach this server; used to print webhook URLs.
+    REBOUND_PUBLIC_URL = os.environ.get("REBOUND_PUBLIC_URL", "http://127.0.0.1:5000")
     REBOUND_CASE_NUMBER_PREFIX = os.environ.get("REBOUND_CASE_NUMBER_PREFIX", "RMA-")
     REBOUND_CASE_NUMBER_START = _env_int("REBOUND_CASE_NUMBER_START", 10001)
     REBOUND_PAGE_SIZE_MAX = _env_int("REBOUND_PAGE_SIZE_MAX", 200)
@@ -58,7 +65,7 @@ class Config:
     REBOUND_CUSTOMER_SILENCE_DAYS = _env_int("REBOUND_CUSTOMER_SILENCE_DAYS", 14)
     REBOUND_LABEL_EXPIRY_DAYS = _env_int("REBOUND_LABEL_EXPIRY_DAYS", 28)
     REBOUND_WORKER_INTERVAL_SECONDS = _env_int("REBOUND_WORKER_INTERVAL_SECONDS", 60)
-    JSON_SORT_KEYS = False
+    REBOUND_INBOUND_RETRY_INTERVAL_SECONDS = _env_int("REBOUND_INBOUND_RETRY_INTERVAL_SECONDS", 15)
 
     @classmethod
     def runtime_overrides(cls) -> dict[str, object]:

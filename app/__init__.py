@@ -32,6 +32,7 @@ def create_app(config_class: type[Config] | None = None, **overrides: object) ->
     app.config.from_object(config_class)
     app.config.update(config_class.runtime_overrides())
     app.config.update(overrides)
+    app.json.sort_keys = False  # keep fields in schema order: code, message, details
 
     configure_logging(app)
     register_extensions(app)
@@ -47,6 +48,8 @@ def configure_logging(app: Flask) -> None:
     level = logging.DEBUG if app.debug else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # One line per job run is noise; failures are still logged by the job runner.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def register_extensions(app: Flask) -> None:
@@ -62,6 +65,9 @@ def register_extensions(app: Flask) -> None:
 def register_models() -> None:
     """Import every model module so the metadata (and Alembic) sees every table."""
     import app.cases.models  # noqa: F401
+    import app.connectors.models  # noqa: F401
+    import app.inbound.models  # noqa: F401
+    import app.intake.models  # noqa: F401
     import app.orders.models  # noqa: F401
     import app.tenants.models  # noqa: F401
 
@@ -77,9 +83,11 @@ def register_blueprints(app: Flask) -> None:
     """Mount the web-facing packages."""
     from app.api import bp as api_bp
     from app.health import bp as health_bp
+    from app.inbound.webhooks import bp as webhooks_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(webhooks_bp)
 
 
 def register_commands(app: Flask) -> None:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import secrets
+from typing import get_args
+
 import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from app.connectors import services as connector_services
+from app.connectors.models import Integration
+from app.connectors.schemas import HelpdeskKind, IntegrationCreate, SecretRotation
 from app.errors import AppError
-from app.extensions import db
+from app.extensions import db, utcnow
+from app.validation import parse_mapping
+from integrations import get_adapter
 from app.tenants import services as tenant_services
 from app.tenants.models import ApiToken, Tenant
 
 tenants = AppGroup("tenants", help="Create tenants and manage their API tokens.")
+integrations = AppGroup("integrations", help="Connect helpdesks: webhook URLs, secrets, test deliveries.")
 demo = AppGroup("demo", help="Demo data for a first look.")
 
 
@@ -98,7 +107,102 @@ def worker(once: bool) -> None:
     run_worker(once=once)
 
 
+def _integration(slug: str, integration_id: int) -> Integration:
+    tenant = _tenant(slug)
+    try:
+        return connector_services.get_integration(tenant.id, integration_id)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@integrations.command("create")
+@click.argument("slug")
+@click.argument("kind", type=click.Choice(list(get_args(HelpdeskKind))))
+@click.argument("name")
+@click.option("--secret", help="The signing secret the helpdesk gave you (default: generate one).")
+@click.option("--credential", "credential_pairs", multiple=True, metavar="NAME=VALUE",
+              help="An API credential for write-back, e.g. api_token=…; repeatable.")
+@click.option("--base-url", help="The helpdesk's API base URL, e.g. https://acme.zendesk.com")
+def create_integration(slug: str, kind: str, name: str, secret: str | None, credential_pairs: tuple[str, ...],
+                       base_url: str | None) -> None:
+    """Connect helpdesk KIND for tenant SLUG; prints the webhook URL and the secret (once)."""
+    pairs = dict(pair.split("=", 1) for pair in credential_pairs if "=" in pair)
+    try:
+        data = parse_mapping(IntegrationCreate, {"kind": kind, "name": name, "signing_secret": secret,
+                                                 "credentials": pairs, "settings": {"base_url": base_url}}, "option")
+    except AppError as exc:
+        raise click.ClickException(f"{exc.message} {exc.details}") from None
+    connected = connector_services.connect(_tenant(slug), data)
+    click.echo(f"Integration {connected.integration.id} ({kind}) created.")
+    click.echo(f"Webhook URL: {_webhook_url(connected.integration)}")
+    click.echo(f"Signing secret (shown once): {connected.signing_secret}")
+
+
+@integrations.command("list")
+@click.argument("slug")
+def list_integrations(slug: str) -> None:
+    """List tenant SLUG's integrations with their webhook URLs."""
+    for integration in connector_services.list_integrations(_tenant(slug).id):
+        state = "enabled" if integration.enabled else "disabled"
+        click.echo(f"{integration.id}\t{integration.kind}\t{integration.name}\t{state}\t"
+                   f"{integration.rejected_count} rejected\t{_webhook_url(integration)}")
+
+
+@integrations.command("disable")
+@click.argument("slug")
+@click.argument("integration_id", type=int)
+def disable_integration(slug: str, integration_id: int) -> None:
+    """Disable an integration: its webhook URL answers 404."""
+    connector_services.set_enabled(_tenant(slug), _integration(slug, integration_id).id, False)
+    click.echo(f"Integration {integration_id} disabled.")
+
+
+@integrations.command("enable")
+@click.argument("slug")
+@click.argument("integration_id", type=int)
+def enable_integration(slug: str, integration_id: int) -> None:
+    """Enable an integration again."""
+    connector_services.set_enabled(_tenant(slug), _integration(slug, integration_id).id, True)
+    click.echo(f"Integration {integration_id} enabled.")
+
+
+@integrations.command("rotate")
+@click.argument("slug")
+@click.argument("integration_id", type=int)
+@click.option("--secret", help="The new secret (default: generate one).")
+@click.option("--grace-hours", default=24, show_default=True, help="How long the old secret still works.")
+def rotate(slug: str, integration_id: int, secret: str | None, grace_hours: int) -> None:
+    """Rotate the signing secret; the old one is accepted for --grace-hours."""
+    rotation = SecretRotation(signing_secret=secret, grace_seconds=grace_hours * 3600)
+    connected = connector_services.rotate_secret(_tenant(slug), _integration(slug, integration_id).id, rotation)
+    click.echo(f"New signing secret (shown once): {connected.signing_secret}")
+
+
+@integrations.command("sample")
+@click.argument("slug")
+@click.argument("integration_id", type=int)
+@click.option("--base", default="http://127.0.0.1:5000", show_default=True, help="Where Rebound runs.")
+def sample(slug: str, integration_id: int, base: str) -> None:
+    """Print a curl command that sends a correctly signed sample event to the integration."""
+    integration = _integration(slug, integration_id)
+    adapter = get_adapter(integration.kind)
+    body = adapter.sample()
+    headers = adapter.sign(body, connector_services.signing_secrets(integration)[0], utcnow(), secrets.token_hex(8))
+    parts = [f"curl -sS -X POST '{base}/webhooks/{integration.public_key}'", "-H 'Content-Type: application/json'"]
+    parts += [f"-H '{name}: {value}'" for name, value in headers.items() if name.lower() != "content-type"]
+    parts.append("--data-binary @- <<'JSON'")
+    click.echo(" \\\n  ".join(parts))
+    click.echo(body.decode())
+    click.echo("JSON")
+
+
+def _webhook_url(integration: Integration) -> str:
+    base = current_app.config["REBOUND_PUBLIC_URL"].rstrip("/")
+    return f"{base}/webhooks/{integration.public_key}"
+
+
 def register_cli(app: Flask) -> None:
+    app.cli.add_command(integrations)
     app.cli.add_command(tenants)
     app.cli.add_command(demo)
     app.cli.add_command(worker)

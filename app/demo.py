@@ -45,7 +45,7 @@ def load(force: bool = False) -> str:
     tenant = db.session.scalar(sa.select(Tenant).where(Tenant.slug == DEMO_SLUG))
     if tenant is not None and not force:
         token = issue_token(tenant.id, "demo").plain
-        return f"Demo tenant already loaded. New API token: {token}"
+        return f"Demo tenant {DEMO_SLUG!r} is already loaded (flask demo load --force adds more cases).\nAPI token: {token}"
     if tenant is None:
         issued = create_tenant("Acme Outdoor (demo)", slug=DEMO_SLUG, currency="EUR")
         tenant, token = issued.token.tenant, issued.plain

@@ -22,6 +22,7 @@ from app.cases.schemas import ReasonOptionalIn
 from app.cases.states import Action, CaseStatus
 from app.errors import Conflict
 from app.extensions import db, utcnow
+from app.inbound.services import prune_rejected_requests, retry_due_events
 from app.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,10 @@ def expire_stale_cases(batch: int = 200) -> int:
 JOBS: tuple[Job, ...] = (
     Job("expire-stale-cases", expire_stale_cases, "REBOUND_WORKER_INTERVAL_SECONDS",
         "Expire cases waiting too long for the customer or for the parcel."),
+    Job("retry-inbound-events", retry_due_events, "REBOUND_INBOUND_RETRY_INTERVAL_SECONDS",
+        "Process webhook events that failed or were interrupted, with backoff."),
+    Job("prune-rejected-requests", prune_rejected_requests, "REBOUND_WORKER_INTERVAL_SECONDS",
+        "Keep the newest refused webhook calls per integration."),
 )
 
 
@@ -95,7 +100,7 @@ def run_worker(once: bool = False) -> None:
 
     scheduler = BlockingScheduler(timezone="UTC")
     for job in JOBS:
-        scheduler.add_job(run_job, "interval", args=(app, job), id=job.id, seconds=app.config[job.interval_config],
+        scheduler.add_job(run_job, "interval", args=(app, job), id=job.id, name=job.id, seconds=app.config[job.interval_config],
                           max_instances=1, coalesce=True, next_run_time=utcnow())
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     log.info("worker started with %d job(s): %s", len(JOBS), ", ".join(job.id for job in JOBS))

@@ -9,7 +9,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, ValidationInfo, field_validator
 
 from app.cases import states
 from app.cases.models import CaseEvent, CaseLine, Evidence, PolicyVersion, ReasonCode, ReturnCase, Settlement
@@ -241,6 +241,14 @@ class SettlementPreviewQuery(Schema):
     kind: Literal["refund", "store_credit", "exchange", "replacement", "repair", "keep_item"]
     exchange_value: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
 
+    @field_validator("exchange_value")
+    @classmethod
+    def _only_for_exchanges(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        kind = info.data.get("kind")
+        if value is not None and kind is not None and kind != "exchange":
+            raise ValueError(f"only applies to kind=exchange, not {kind}")
+        return value
+
 
 class SettlementPreviewOut(BaseModel):
     number: str
@@ -325,3 +333,116 @@ class ReasonCodeOut(BaseModel):
 
 class ReasonCodeList(BaseModel):
     items: list[ReasonCodeOut]
+
+
+class IntegrationOut(BaseModel):
+    id: int
+    kind: str
+    name: str
+    enabled: bool
+    webhook_url: str
+    settings: dict[str, Any]
+    rejected_count: int
+    created_at: datetime
+    disabled_at: datetime | None
+
+    @classmethod
+    def from_model(cls, integration: Any, webhook_url: str) -> IntegrationOut:
+        return cls(id=integration.id, kind=integration.kind, name=integration.name, enabled=integration.enabled,
+                   webhook_url=webhook_url, settings=integration.settings or {},
+                   rejected_count=integration.rejected_count, created_at=integration.created_at,
+                   disabled_at=integration.disabled_at)
+
+
+class IntegrationWithSecret(IntegrationOut):
+    signing_secret: str = Field(description="Shown once: paste it into the helpdesk (or it came from there).")
+
+
+class IntegrationList(BaseModel):
+    items: list[IntegrationOut]
+
+
+class InboundEventOut(BaseModel):
+    id: int
+    integration_id: int
+    kind: str
+    event_type: str
+    ticket_id: str | None
+    delivery_key: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    outcome: dict[str, Any] | None
+    received_at: datetime
+    processed_at: datetime | None
+
+    @classmethod
+    def from_model(cls, e: Any) -> InboundEventOut:
+        return cls(id=e.id, integration_id=e.integration_id, kind=e.kind, event_type=e.event_type,
+                   ticket_id=e.ticket_id, delivery_key=e.delivery_key, status=e.status, attempts=e.attempts,
+                   last_error=e.last_error, next_attempt_at=e.next_attempt_at, outcome=e.outcome,
+                   received_at=e.received_at, processed_at=e.processed_at)
+
+
+class InboundEventPage(BaseModel):
+    items: list[InboundEventOut]
+    next_cursor: str | None
+
+
+class InboundEventQuery(Schema):
+    status: Literal["received", "processed", "ignored", "failed", "dead"] | None = None
+    integration_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    ticket_id: str | None = Field(default=None, max_length=100)
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=200)
+
+
+class RejectedRequestOut(BaseModel):
+    id: int
+    status_code: int
+    code: str
+    message: str
+    remote_addr: str | None
+    body_bytes: int | None
+    received_at: datetime
+
+
+class RejectedRequestList(BaseModel):
+    integration_id: int
+    rejected_count: int = Field(description="All refusals since the integration was created.")
+    items: list[RejectedRequestOut] = Field(description="The most recent refusals, newest first.")
+
+
+class SuggestionOut(BaseModel):
+    id: int
+    integration_id: int | None
+    ticket_id: str
+    status: str
+    confidence: float
+    kind: str | None
+    reason_code: str | None
+    language: str | None
+    customer_email: str | None
+    order_numbers: list[str]
+    proposal: dict[str, Any]
+    why: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_model(cls, s: Any) -> SuggestionOut:
+        return cls(id=s.id, integration_id=s.integration_id, ticket_id=s.ticket_id, status=s.status,
+                   confidence=s.confidence, kind=s.kind, reason_code=s.reason_code, language=s.language,
+                   customer_email=s.customer_email, order_numbers=list(s.order_numbers or []),
+                   proposal=s.proposal or {}, why=list(s.why or []), created_at=s.created_at, updated_at=s.updated_at)
+
+
+class SuggestionList(BaseModel):
+    items: list[SuggestionOut]
+
+
+class SuggestionQuery(Schema):
+    ticket_id: str | None = Field(default=None, max_length=100)
+    status: Literal["open", "accepted", "dismissed"] | None = "open"
+    limit: int = Field(default=50, ge=1, le=200)

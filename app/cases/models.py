@@ -78,6 +78,8 @@ class ReturnCase(db.Model):
     locale: Mapped[str] = mapped_column(sa.String(16), default="en")
     currency: Mapped[str] = mapped_column(sa.String(3))
     preferred_resolution: Mapped[str | None] = mapped_column(sa.String(16))
+    # The helpdesk integration the linked ticket lives in (ticket ids are unique only within one).
+    integration_id: Mapped[int | None] = mapped_column(sa.ForeignKey("integrations.id", ondelete="SET NULL"))
     ticket_provider: Mapped[str | None] = mapped_column(sa.String(32))
     ticket_id: Mapped[str | None] = mapped_column(sa.String(100))
     ticket_url: Mapped[str | None] = mapped_column(sa.String(500))

@@ -270,8 +270,11 @@ def _event(case: ReturnCase, action: str, actor: Actor, *, from_status: str | No
     return event
 
 
-def create_case(tenant: Tenant, data: schemas.CaseCreate, actor: Actor) -> ReturnCase:
+def create_case(tenant: Tenant, data: schemas.CaseCreate, actor: Actor, *, integration_id: int | None = None,
+                commit: bool = True) -> ReturnCase:
     """Open a case, evaluate the policy and store its decision; auto-approve or queue for review.
+
+    ``commit=False`` lets a caller that owns a larger transaction (intake) include the case in it.
 
     :raise ValidationFailed: (422) unknown order, SKU or reason; more than is left to return.
     """
@@ -293,6 +296,7 @@ def create_case(tenant: Tenant, data: schemas.CaseCreate, actor: Actor) -> Retur
     )
     if data.ticket:
         case.ticket_provider, case.ticket_id, case.ticket_url = data.ticket.provider, data.ticket.id, data.ticket.url
+        case.integration_id = integration_id
     line_decisions = {line.key: line for line in decision.lines}
     for index, resolved in enumerate(request.lines):
         line_decision = line_decisions.get(str(index))
@@ -341,7 +345,10 @@ def create_case(tenant: Tenant, data: schemas.CaseCreate, actor: Actor) -> Retur
         case.status = states.next_status(CaseStatus.REQUESTED, Action.FLAG)
         _event(case, Action.FLAG, SYSTEM, from_status=CaseStatus.REQUESTED, to_status=case.status,
                reason=decision.summary)
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
     return case
 
 
@@ -612,8 +619,11 @@ ACTIONS: dict[Action, tuple[type[schemas.ActionIn], Handler]] = {
 }
 
 
-def perform_action(tenant: Tenant, number: str, action: Action, payload: schemas.ActionIn, actor: Actor) -> ReturnCase:
+def perform_action(tenant: Tenant, number: str, action: Action, payload: schemas.ActionIn, actor: Actor, *,
+                   commit: bool = True) -> ReturnCase:
     """Run one action on a case: state check, guards, change, timeline event, one commit.
+
+    ``commit=False`` leaves the commit to a caller that owns a larger transaction (intake).
 
     :raise NotFound: (404) the tenant has no such case.
     :raise VersionConflict: (409) ``payload.version`` is not the case's current version, or
@@ -646,7 +656,10 @@ def perform_action(tenant: Tenant, number: str, action: Action, payload: schemas
         data["note"] = payload.note
     reason = getattr(payload, "reason", None) or getattr(payload, "message", None)
     _event(case, action, actor, from_status=from_status, to_status=to_status, reason=reason, data=data)
-    commit_case(case)
+    if commit:
+        commit_case(case)
+    else:
+        db.session.flush()
     return case
 
 

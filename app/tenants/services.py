@@ -11,6 +11,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from app.cases.defaults import seed_tenant_defaults
+from app.connectors.schemas import IntakeSettings
 from app.errors import Conflict, NotFound
 from app.extensions import db, utcnow
 from app.tenants.models import ApiToken, Tenant
@@ -105,3 +106,10 @@ def authenticate_token(plain: str) -> ApiToken | None:
         db.session.execute(sa.update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
         db.session.commit()
     return token
+
+
+def update_intake_settings(tenant: Tenant, settings: IntakeSettings) -> IntakeSettings:
+    """Store the tenant's intake thresholds and order-number patterns."""
+    tenant.settings = {**(tenant.settings or {}), "intake": settings.model_dump(mode="json")}
+    db.session.commit()
+    return settings

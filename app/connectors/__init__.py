@@ -1,0 +1,1 @@
+"""Integrations a tenant connects (helpdesks, later mailboxes): keys, encrypted secrets, settings."""

@@ -1,0 +1,118 @@
+"""Integration use cases: connect, read secrets, rotate, disable, change settings."""
+
+from __future__ import annotations
+
+import base64
+import secrets as random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.connectors.crypto import decrypt_secrets, encrypt_secrets
+from app.connectors.models import Integration
+from app.connectors.schemas import IntegrationCreate, IntegrationSettings, SecretRotation
+from app.errors import NotFound
+from app.extensions import db, utcnow
+from app.tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class Connected:
+    """A new integration and its signing secret, shown once."""
+
+    integration: Integration
+    signing_secret: str
+
+
+def generate_secret(kind: str) -> str:
+    """A fresh signing secret in the form the helpdesk expects (Standard Webhooks: ``whsec_``)."""
+    if kind == "generic":
+        return "whsec_" + base64.b64encode(random.token_bytes(32)).decode()
+    return random.token_urlsafe(32)
+
+
+def connect(tenant: Tenant, data: IntegrationCreate) -> Connected:
+    """Create an integration with an unguessable webhook key and encrypted secrets."""
+    signing_secret = data.signing_secret or generate_secret(data.kind)
+    integration = Integration(
+        tenant_id=tenant.id, kind=data.kind, name=data.name, public_key=random.token_urlsafe(24),
+        secrets_encrypted=encrypt_secrets({"signing_secret": signing_secret, **data.credentials}),
+        settings=data.settings.model_dump(mode="json", exclude_defaults=True),
+    )
+    db.session.add(integration)
+    db.session.commit()
+    return Connected(integration, signing_secret)
+
+
+def get_integration(tenant_id: int, integration_id: int) -> Integration:
+    """:raise NotFound: (404) the tenant has no such integration."""
+    integration = db.session.scalar(
+        sa.select(Integration).where(Integration.id == integration_id, Integration.tenant_id == tenant_id)
+    )
+    if integration is None:
+        raise NotFound(f"No integration {integration_id}.")
+    return integration
+
+
+def find_by_key(public_key: str) -> Integration | None:
+    """The enabled integration behind a webhook URL key, or None."""
+    if not public_key or len(public_key) > 64:
+        return None
+    return db.session.scalar(
+        sa.select(Integration).where(Integration.public_key == public_key, Integration.enabled.is_(True))
+    )
+
+
+def signing_secrets(integration: Integration, now: datetime | None = None) -> list[str]:
+    """The secrets a request may be signed with: the current one, and the previous one while
+    its grace period after a rotation lasts."""
+    stored = decrypt_secrets(integration.secrets_encrypted)
+    result = [stored["signing_secret"]]
+    previous, until = stored.get("previous_signing_secret"), stored.get("previous_valid_until")
+    if previous and until and datetime.fromisoformat(until) > (now or utcnow()):
+        result.append(previous)
+    return result
+
+
+def credentials(integration: Integration) -> dict[str, Any]:
+    """Every stored secret of the integration (API credentials included)."""
+    return decrypt_secrets(integration.secrets_encrypted)
+
+
+def rotate_secret(tenant: Tenant, integration_id: int, data: SecretRotation) -> Connected:
+    """Replace the signing secret; the old one keeps working for ``grace_seconds``.
+
+    :raise NotFound: (404) no such integration.
+    """
+    integration = get_integration(tenant.id, integration_id)
+    stored = decrypt_secrets(integration.secrets_encrypted)
+    new_secret = data.signing_secret or generate_secret(integration.kind)
+    stored["previous_signing_secret"] = stored["signing_secret"]
+    stored["previous_valid_until"] = (utcnow() + timedelta(seconds=data.grace_seconds)).isoformat()
+    stored["signing_secret"] = new_secret
+    integration.secrets_encrypted = encrypt_secrets(stored)
+    db.session.commit()
+    return Connected(integration, new_secret)
+
+
+def set_enabled(tenant: Tenant, integration_id: int, enabled: bool) -> Integration:
+    """Disable (its webhooks then answer 404) or re-enable an integration."""
+    integration = get_integration(tenant.id, integration_id)
+    integration.enabled = enabled
+    integration.disabled_at = None if enabled else utcnow()
+    db.session.commit()
+    return integration
+
+
+def update_settings(tenant: Tenant, integration_id: int, settings: IntegrationSettings) -> Integration:
+    integration = get_integration(tenant.id, integration_id)
+    integration.settings = settings.model_dump(mode="json", exclude_defaults=True)
+    db.session.commit()
+    return integration
+
+
+def list_integrations(tenant_id: int) -> list[Integration]:
+    return list(db.session.scalars(
+        sa.select(Integration).where(Integration.tenant_id == tenant_id).order_by(Integration.id)))

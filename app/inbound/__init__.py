@@ -1,0 +1,1 @@
+"""Everything that arrives from outside: ``/webhooks`` → verify → record (idempotent) → intake."""

@@ -1,0 +1,433 @@
+"""Zendesk Support webhooks: signature check, the two payload styles, and the requester lookup.
+
+A Zendesk webhook is either *subscribed to events* (a fixed JSON schema Zendesk chooses) or
+*connected to a trigger* (a body we write with placeholders; ours is in docs/setup/zendesk.md).
+Both are signed the same way. Event payloads carry the requester's id but not the address, so
+``fetch_requester`` reads it from the Users API.
+
+Vendor facts used here, and where they were checked:
+
+- Signature ``base64(HMAC-SHA256(secret, timestamp + body))`` over the raw
+  ``X-Zendesk-Webhook-Signature-Timestamp`` value and the raw body, no separator; headers
+  ``X-Zendesk-Webhook-Signature``, ``…-Signature-Timestamp``, ``…-Invocation-Id``:
+  developer.zendesk.com/documentation/webhooks/verifying/ [V].
+- Event schema (``type``, ``id``, ``time``, ``subject: "zen:ticket:<id>"``, ``detail`` with
+  actor_id, description, id, requester_id, subject, submitter_id, tags, updated_at, …; no
+  requester email): developer.zendesk.com/api-reference/webhooks/event-types/ticket-events/ [V].
+- ``ticket.comment_added`` puts the comment in ``event.comment`` {id, body, is_public,
+  author {id, is_staff, name}}: two independent third-party parsers agree (dust-tt's Zendesk
+  webhook schemas; skwashd's Zendesk→EventBridge Lambda) [S]; not in the excerpts of the
+  official page we could read.
+- Trigger placeholders ``ticket.id``, ``ticket.title``, ``ticket.link``, ``ticket.requester.*``
+  (``email``, ``name``, ``language``), ``ticket.created_at_with_timestamp``: Zendesk
+  placeholders reference (support.zendesk.com/hc/en-us/articles/4408886858138) [V];
+  ``ticket.tags`` (space-separated), ``ticket.latest_public_comment``, ``ticket.status``,
+  ``ticket.updated_at_with_timestamp``, ``current_user.role`` (renders End-user/Agent/Admin):
+  many public trigger bodies agree [S].
+- Users API ``GET /api/v2/users/{id}.json`` answering ``{"user": {"email", "name", …}}`` with
+  Basic auth ``{email}/token:{api_token}``: developer.zendesk.com Users and Ticket Comments
+  reference [V].
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+import requests
+
+from integrations.base import (
+    AuthorRole,
+    EventType,
+    Handshake,
+    InboundRequest,
+    IntegrationError,
+    PayloadError,
+    SignatureError,
+    TicketEvent,
+    body_hash_key,
+    register,
+)
+from integrations.signing import check_window, decode_base64, equals, hmac_digest, require_any
+
+SIGNATURE_HEADER = "x-zendesk-webhook-signature"
+TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
+INVOCATION_HEADER = "x-zendesk-webhook-invocation-id"
+
+_EVENT_PREFIX = "zen:event-type:"
+_TICKET_ID = re.compile(r"[0-9]{1,20}")  # Zendesk ticket and user ids are integers
+_SUBJECT_TICKET = re.compile(r"zen:ticket:([0-9]{1,20})")
+
+
+class ZendeskAPIError(IntegrationError):
+    """A call to the Zendesk API failed; ``retryable`` says whether trying later may help."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ZendeskAuthError(ZendeskAPIError):
+    """The API email or token was refused (401/403): an admin must fix the credentials."""
+
+
+class ZendeskNotFoundError(ZendeskAPIError):
+    """The user does not exist (any more) in this Zendesk account."""
+
+
+class ZendeskRateLimitError(ZendeskAPIError):
+    """Zendesk answered 429; ``retry_after`` holds its Retry-After seconds when given."""
+
+    retryable = True
+
+
+class ZendeskUnavailableError(ZendeskAPIError):
+    """Timeout, connection failure or a 5xx: worth retrying later."""
+
+    retryable = True
+
+
+class ZendeskAdapter:
+    """Inbound webhooks from Zendesk Support (event subscriptions and trigger webhooks)."""
+
+    kind: ClassVar[str] = "zendesk"
+    # api_email and api_token are only needed for fetch_requester (event subscriptions).
+    secret_names: ClassVar[Sequence[str]] = ("signing_secret", "api_token")
+
+    def verify(self, request: InboundRequest, secrets: Sequence[str], now: datetime) -> None:
+        """Check the HMAC over timestamp + body, then that the timestamp is within 5 minutes.
+
+        :raise SignatureError: a header is missing, no secret matches, or the timestamp is stale.
+        """
+        signature = (request.header(SIGNATURE_HEADER) or "").strip()
+        stamp = (request.header(TIMESTAMP_HEADER) or "").strip()
+        if not signature:
+            raise SignatureError("Missing X-Zendesk-Webhook-Signature header.")
+        if not stamp:
+            raise SignatureError("Missing X-Zendesk-Webhook-Signature-Timestamp header.")
+        given = decode_base64(signature)
+        # The raw header value is signed, so it is used as received, never re-formatted.
+        message = stamp.encode("utf-8") + request.body
+
+        def matches(secret: str) -> bool:
+            return given is not None and equals(hmac_digest("sha256", secret, message), given)
+
+        require_any(secrets, matches, "Zendesk")
+        check_window(_signature_time(stamp), _aware(now))
+
+    def handshake(self, request: InboundRequest, secrets: Sequence[str]) -> Handshake | None:
+        """Zendesk validates nothing by challenge."""
+        return None
+
+    def delivery_key(self, request: InboundRequest) -> str:
+        """The invocation id (the same for every retry), else the event id, else the body hash."""
+        invocation = (request.header(INVOCATION_HEADER) or "").strip()
+        if invocation:
+            return f"zendesk:invocation:{invocation[:150]}"
+        try:
+            payload = request.json()
+        except (PayloadError, RecursionError):
+            return body_hash_key(request)
+        event_id = _text(payload.get("id")) if isinstance(payload, dict) and "type" in payload else None
+        return f"zendesk:event:{event_id[:150]}" if event_id else body_hash_key(request)
+
+    def parse(self, request: InboundRequest) -> TicketEvent:
+        """Read an event-subscription payload (``type`` + ``detail``) or our trigger body.
+
+        :raise PayloadError: malformed JSON, or no ticket id ("detail.id" or "ticket_id").
+        """
+        payload = _load_object(request)
+        if "detail" in payload or str(payload.get("type", "")).startswith(_EVENT_PREFIX):
+            return _parse_event(payload, request)
+        return _parse_trigger(payload, request)
+
+    def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
+        """The headers Zendesk sends: signature, its timestamp and the invocation id."""
+        stamp = _aware(now).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        digest = hmac_digest("sha256", secret, stamp.encode("utf-8") + body)
+        return {
+            "Content-Type": "application/json",
+            "X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode("ascii"),
+            "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+            "X-Zendesk-Webhook-Invocation-Id": delivery_id,
+        }
+
+    def sample(self) -> bytes:
+        """A ``zen:event-type:ticket.created`` event: a customer asks to return part of #1001."""
+        return _SAMPLE
+
+
+def fetch_requester(
+    base_url: str,
+    email: str,
+    api_token: str,
+    requester_id: str,
+    timeout: float = 5.0,
+    session: requests.Session | None = None,
+) -> tuple[str | None, str | None]:
+    """The requester's ``(email, name)`` from ``GET {base_url}/api/v2/users/{id}.json``.
+
+    :param base_url: the account's API origin, e.g. ``https://acme.zendesk.com``.
+    :param email: the agent address the API token belongs to (Basic ``{email}/token:{api_token}``).
+    :raise ZendeskAuthError: the credentials were refused (401/403).
+    :raise ZendeskNotFoundError: no such user (404).
+    :raise ZendeskRateLimitError: 429, with ``retry_after`` when Zendesk gave one.
+    :raise ZendeskUnavailableError: timeout, connection failure or 5xx.
+    :raise ZendeskAPIError: anything else (bad id or URL, redirect, unreadable answer).
+    """
+    requester_id = str(requester_id).strip()
+    if not _TICKET_ID.fullmatch(requester_id):
+        raise ZendeskAPIError(f"Not a Zendesk user id: {requester_id[:40]!r}.")
+    if not base_url.startswith(("https://", "http://")):
+        raise ZendeskAPIError("The Zendesk base URL must start with https://.")
+    url = f"{base_url.rstrip('/')}/api/v2/users/{requester_id}.json"
+    http = session or requests.Session()
+    try:
+        # No redirects: they would carry the credentials somewhere we did not choose.
+        response = http.get(url, auth=(f"{email}/token", api_token), timeout=timeout,
+                            headers={"Accept": "application/json"}, allow_redirects=False)
+    except requests.Timeout:
+        raise ZendeskUnavailableError(f"Zendesk did not answer within {timeout} s.") from None
+    except requests.RequestException as exc:
+        raise ZendeskUnavailableError(f"Could not reach Zendesk: {type(exc).__name__}.") from None
+    finally:
+        if session is None:
+            http.close()
+    _raise_for_status(response)
+    try:
+        data = response.json()
+    except ValueError:
+        raise ZendeskAPIError("Zendesk answered with something that is not JSON.", response.status_code) from None
+    user = data.get("user") if isinstance(data, dict) else None
+    if not isinstance(user, dict):
+        raise ZendeskAPIError("Zendesk's answer has no user object.", response.status_code)
+    return _text(user.get("email")), _text(user.get("name"))
+
+
+def _raise_for_status(response: requests.Response) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    if status in (401, 403):
+        raise ZendeskAuthError("Zendesk refused the API email or token.", status)
+    if status == 404:
+        raise ZendeskNotFoundError("Zendesk has no such user.", status)
+    if status == 429:
+        raise ZendeskRateLimitError("Zendesk's rate limit was reached.", status,
+                                    _retry_after(response.headers.get("Retry-After")))
+    if status >= 500:
+        raise ZendeskUnavailableError(f"Zendesk answered {status}.", status)
+    raise ZendeskAPIError(f"Zendesk answered {status}.", status)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < 86400 else None
+
+
+# --- the event-subscription schema --------------------------------------------------------
+
+
+def _parse_event(payload: Mapping[str, Any], request: InboundRequest) -> TicketEvent:
+    detail = payload.get("detail")
+    detail = detail if isinstance(detail, Mapping) else {}
+    event = payload.get("event")
+    event = event if isinstance(event, Mapping) else {}
+    kind = str(payload.get("type") or "").removeprefix(_EVENT_PREFIX)
+    raw_id = detail.get("id")
+    if raw_id in (None, "") and kind.startswith("ticket."):
+        # subject is "zen:ticket:<id>" for ticket events: a second source for the same id.
+        found = _SUBJECT_TICKET.fullmatch(str(payload.get("subject") or ""))
+        raw_id = found.group(1) if found else None
+    ticket_id = _ticket_id(raw_id, "detail.id")
+    requester_id = _text(detail.get("requester_id"))
+    actor_id = _text(detail.get("actor_id"))
+
+    event_type: EventType = "ticket.updated"
+    role: AuthorRole = "customer" if actor_id and actor_id == requester_id else "unknown"
+    message = message_id = None
+    if not kind.startswith("ticket."):
+        event_type, role = "other", "unknown"  # user.*, organization.*: not about a ticket
+    elif kind == "ticket.created":
+        event_type, message = "ticket.created", _text(detail.get("description"))
+        submitter_id = _text(detail.get("submitter_id"))
+        # An agent opening a ticket for a customer is the submitter, not the requester.
+        role = "customer" if requester_id and submitter_id == requester_id else "unknown"
+    elif kind == "ticket.comment_added":
+        comment = event.get("comment")
+        comment = comment if isinstance(comment, Mapping) else {}
+        author = comment.get("author")
+        author = author if isinstance(author, Mapping) else {}
+        staff = author.get("is_staff")
+        role = "agent" if staff is True else "customer" if staff is False else "unknown"
+        # Only a public comment by the customer is a new customer message; staff comments and
+        # internal notes update the ticket but must never reach a case as the customer's words.
+        if comment.get("is_public") is not False and role != "agent":
+            event_type = "message.created"
+            message, message_id = _text(comment.get("body")), _text(comment.get("id"))
+
+    return TicketEvent(
+        provider="zendesk",
+        ticket_id=ticket_id,
+        event_type=event_type,
+        requester_id=requester_id,  # the address is not in the schema: fetch_requester reads it
+        subject=_text(detail.get("subject")),
+        message=message,
+        message_id=message_id,
+        author_role=role,
+        tags=_tags(detail.get("tags")),
+        occurred_at=_time(payload.get("time")) or _time(detail.get("updated_at")) or _received(request),
+        external_event_id=_text(payload.get("id")) or _text(request.header(INVOCATION_HEADER)),
+    )
+
+
+# --- our trigger body (docs/setup/zendesk.md) ---------------------------------------------
+
+
+def _parse_trigger(payload: Mapping[str, Any], request: InboundRequest) -> TicketEvent:
+    ticket_id = _ticket_id(payload.get("ticket_id"), "ticket_id")
+    kind = (_text(payload.get("event")) or "updated").lower().removeprefix("ticket.")
+    role = _role(payload.get("author_role"))
+    message = _text(payload.get("latest_comment"))
+    if kind == "created":
+        event_type: EventType = "ticket.created"
+    elif kind in ("updated", "comment", "comment_added") and message and role != "agent":
+        event_type = "message.created"
+    elif kind in ("updated", "comment", "comment_added"):
+        event_type = "ticket.updated"
+    else:
+        event_type = "other"
+    if role == "agent" or event_type not in ("ticket.created", "message.created"):
+        message = None  # an agent's words or an old comment are not a new customer message
+    return TicketEvent(
+        provider="zendesk",
+        ticket_id=ticket_id,
+        event_type=event_type,
+        ticket_url=_url(payload.get("ticket_url")),
+        requester_email=_text(payload.get("requester_email")),
+        requester_name=_text(payload.get("requester_name")),
+        requester_id=_text(payload.get("requester_id")),
+        subject=_text(payload.get("subject")),
+        message=message,
+        author_role=role,
+        tags=_tags(payload.get("tags")),
+        custom_fields=_custom_fields(payload.get("custom_fields")),
+        language=_text(payload.get("locale")),
+        occurred_at=_time(payload.get("updated_at")) or _time(payload.get("created_at")) or _received(request),
+        external_event_id=_text(request.header(INVOCATION_HEADER)),
+    )
+
+
+def _role(value: Any) -> AuthorRole:
+    """``{{current_user.role}}`` renders End-user, Agent or Admin."""
+    role = (_text(value) or "").lower().replace("_", "-").replace(" ", "-")
+    if role in ("end-user", "enduser", "customer", "requester"):
+        return "customer"
+    if role in ("agent", "admin", "administrator", "staff"):
+        return "agent"
+    return "unknown"
+
+
+# --- small readers shared by both styles --------------------------------------------------
+
+
+def _load_object(request: InboundRequest) -> dict[str, Any]:
+    try:
+        payload = request.json()
+    except RecursionError:  # json.loads on absurdly deep nesting
+        raise PayloadError("The body is nested too deeply.", "body") from None
+    if not isinstance(payload, dict):
+        raise PayloadError("The body must be a JSON object.", "body")
+    return payload
+
+
+def _ticket_id(value: Any, field: str) -> str:
+    text = _text(value)
+    if not text:
+        raise PayloadError(f"The payload has no ticket id ({field}).", field)
+    if not _TICKET_ID.fullmatch(text):
+        # e.g. an unrendered "{{ticket.id}}" from a mistyped trigger body
+        raise PayloadError(f"{field} is not a Zendesk ticket number: {text[:40]!r}.", field)
+    return text
+
+
+def _text(value: Any) -> str | None:
+    """A trimmed string from a JSON string or integer; None for anything else or blank."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    # NUL and lone surrogates would break the database and UTF-8 encoding downstream.
+    text = str(value).replace("\x00", "").encode("utf-8", "replace").decode("utf-8").strip()
+    return text or None
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    """Tags from a JSON list, or from ``{{ticket.tags}}`` which renders them space-separated."""
+    items = value.split() if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(dict.fromkeys(tag for tag in map(_text, items) if tag))
+
+
+def _custom_fields(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(key)[:100]: text for key, raw in value.items() if (text := _text(raw))}
+
+
+def _url(value: Any) -> str | None:
+    text = _text(value)
+    if not text or any(c.isspace() for c in text):
+        return None
+    if "://" not in text:  # {{ticket.url}} renders without a scheme
+        text = "https://" + text
+    return text if text.startswith(("https://", "http://")) else None
+
+
+def _time(value: Any) -> datetime | None:
+    text = _text(value)
+    if not text:
+        return None
+    try:
+        return _aware(datetime.fromisoformat(text))
+    except ValueError:
+        return None
+
+
+def _signature_time(stamp: str) -> datetime:
+    try:
+        return _aware(datetime.fromisoformat(stamp))
+    except ValueError:
+        raise SignatureError("X-Zendesk-Webhook-Signature-Timestamp is not an ISO-8601 time.") from None
+
+
+def _received(request: InboundRequest) -> datetime | None:
+    return _aware(request.received_at) if request.received_at else None
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+_SAMPLE = b"""{"type":"zen:event-type:ticket.created","account_id":22129848,\
+"id":"4f8a2c7e-9b1d-4e3f-a6c5-0d2e8b7f1a93","time":"2026-03-02T09:14:07Z",\
+"zendesk_event_version":"2022-11-06","subject":"zen:ticket:35436",\
+"detail":{"actor_id":"8447388090494","assignee_id":"","brand_id":"360001234567",\
+"created_at":"2026-03-02T09:14:05Z","custom_status":"360012345678",\
+"description":"Hi, I'd like to return the blue hoodie (size S) from order #1001. It is too small. \
+Can I get a refund, or swap it for a size M?\\n\\nThanks,\\nMaria Lopez","external_id":null,\
+"form_id":"360000123456","group_id":"360009876543","id":"35436","is_public":true,\
+"organization_id":"","priority":"NORMAL","requester_id":"8447388090494","status":"NEW",\
+"subject":"Return request for order #1001","submitter_id":"8447388090494",\
+"tags":["return","web_widget"],"type":"QUESTION","updated_at":"2026-03-02T09:14:05Z",\
+"via":{"channel":"web_form"}},\
+"event":{"meta":{"sequence":{"id":"CE4A698AF24F35B3208649C6951E000E","position":1,"total":1}}}}
+"""
+
+register(ZendeskAdapter())

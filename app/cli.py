@@ -187,12 +187,15 @@ def sample(slug: str, integration_id: int, base: str) -> None:
     integration = _integration(slug, integration_id)
     adapter = get_adapter(integration.kind)
     body = adapter.sample()
+    # A heredoc always ends in a newline, so sign exactly the bytes curl will send.
+    if not body.endswith(b"\n"):
+        body += b"\n"
     headers = adapter.sign(body, connector_services.signing_secrets(integration)[0], utcnow(), secrets.token_hex(8))
     parts = [f"curl -sS -X POST '{base}/webhooks/{integration.public_key}'", "-H 'Content-Type: application/json'"]
     parts += [f"-H '{name}: {value}'" for name, value in headers.items() if name.lower() != "content-type"]
     parts.append("--data-binary @- <<'JSON'")
     click.echo(" \\\n  ".join(parts))
-    click.echo(body.decode())
+    click.echo(body.decode(), nl=False)
     click.echo("JSON")
 
 

@@ -61,15 +61,12 @@ import math
 import os
 import platform
 import random
-import secrets
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -78,7 +75,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -87,9 +83,16 @@ if str(ROOT) not in sys.path:
 from app.cases.defaults import DEFAULT_REASONS  # noqa: E402
 from app.cases.policy import CaseFacts, LineFacts, PolicyRules, evaluate  # noqa: E402
 from app.cases.states import CaseStatus  # noqa: E402
+from bench.common import (  # noqa: E402
+    RESULTS_DIR,
+    Server,
+    database_name,
+    ensure_database,
+    git_commit,
+    libpq_url,
+    production_env,
+)
 
-RESULTS_DIR = ROOT / "bench" / "results"
-VENV_BIN = Path(sys.executable).parent
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/rebound_bench"
 TENANT_SLUG = "bench"
 LOADER_TARGET_SECONDS = 600.0
@@ -119,8 +122,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "settlements": ("id", "tenant_id", "case_id", "kind", "status", "currency", "gross", "fees", "bonus", "amount",
                     "price_difference", "customer_owes", "external_ref", "created_at", "updated_at"),
 }
-# Truncated together (and only when empty) so COPY ... FREEZE can be used.
-TRUNCATE_TABLES = ("evidence", *COLUMNS)
 
 S = CaseStatus
 # Status weights: cases of the last ~6 % of the time span are mostly open, older ones mostly
@@ -202,7 +203,7 @@ def copy_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def weighted(rng: random.Random, weights: dict[Any, float]) -> Callable[[], Any]:
+def weighted(rng: random.Random, weights: Mapping[Any, float]) -> Callable[[], Any]:
     """A fast chooser for ``weights`` (bisect on cumulative weights)."""
     keys = list(weights)
     cumulative = list(itertools.accumulate(weights.values()))
@@ -345,7 +346,7 @@ class Dataset:
         key = (self.case_reason[i], 2 if two_lines else 1, bool(self.case_reviewed[i]))
         template = self.decisions.get(key)
         if template is None:
-            reason, lines, reviewed = key
+            reason, _, reviewed = key
             titles = [self.products[self.line_product[self.case_line1[i]]][:3]]
             if two_lines:
                 titles.append(self.products[self.line_product[self.case_line2[i]]][:3])
@@ -449,7 +450,8 @@ class Dataset:
                     total += self.products[self.line_product[line]][2] * self.line_quantity(line)
                 stamp = self.clock.ts(ordered)
                 delivered_on = self.clock.day(delivered) if delivered is not None else NULL
-                yield (f"{base + o + 1}\t{tenant}\tSO{1_000_000 + o}\t{customer_base + self.order_customer[o] + 1}\tUSD\t"
+                customer_id = customer_base + self.order_customer[o] + 1
+                yield (f"{base + o + 1}\t{tenant}\tSO{1_000_000 + o}\t{customer_id}\tUSD\t"
                        f"{self.clock.day(ordered)}\t{delivered_on}\t{total}\t{stamp}\t{stamp}\n")
 
         return self._chunks(rows())
@@ -534,7 +536,8 @@ class Dataset:
                 for position, (line, qty) in enumerate(lines):
                     next_id += 1
                     sku, title, price, _, _, _ = self.products[self.line_product[line]]
-                    authorized, received, accepted, reception, verdict, grade, disposition = self.line_state(status, qty)
+                    state = self.line_state(status, qty)
+                    authorized, received, accepted, reception, verdict, grade, disposition = state
                     yield (f"{next_id}\t{tenant}\t{case_base + i + 1}\t{position}\t{order_base + o + 1}\t"
                            f"{line_base + line + 1}\t{sku}\t{title}\t{price}\t{qty}\t{authorized}\t{received}\t"
                            f"{accepted}\t{reason}\t{comment}\t{reception}\t{verdict}\t"
@@ -577,7 +580,7 @@ class Dataset:
                     elif step == "flag":
                         reason = decision.summary
                     elif step == "approve":
-                        authorized = ", ".join(f'"{lid}": {q}' for lid, q in zip(ids, qtys))
+                        authorized = ", ".join(f'"{lid}": {q}' for lid, q in zip(ids, qtys, strict=True))
                         data = f'{{"authorized": {{{authorized}}}, "exception_lines": []}}'
                     elif step == "reject":
                         reason = "Damage caused by misuse, not in transit."
@@ -591,11 +594,11 @@ class Dataset:
                         data = f'{{"tracking_number": "1Z{i:016d}"}}'
                     elif step == "receive":
                         got = ", ".join(f'"{lid}": {{"quantity": {q}, "outcome": "received"}}'
-                                        for lid, q in zip(ids, qtys))
+                                        for lid, q in zip(ids, qtys, strict=True))
                         data = f'{{"received": {{{got}}}}}'
                     elif step == "inspect":
                         seen = ", ".join(f'"{lid}": {{"grade": "A", "disposition": "restock", "accepted": {q}}}'
-                                         for lid, q in zip(ids, qtys))
+                                         for lid, q in zip(ids, qtys, strict=True))
                         data = f'{{"inspected": {{{seen}}}}}'
                     elif step == "resolve":
                         settlement_id += 1
@@ -637,34 +640,6 @@ class Dataset:
 
 
 # ---- database --------------------------------------------------------------------------------
-
-def libpq_url(database_url: str, database: str | None = None) -> str:
-    """A psycopg (libpq) connection string for a SQLAlchemy URL, optionally for another database."""
-    url = make_url(database_url).set(drivername="postgresql")
-    if database is not None:
-        url = url.set(database=database)
-    return url.render_as_string(hide_password=False)
-
-
-def database_name(database_url: str) -> str:
-    name = make_url(database_url).database
-    if not name:
-        raise SystemExit(f"--database-url has no database name: {database_url}")
-    return name
-
-
-def ensure_database(database_url: str, *, recreate: bool = False) -> None:
-    """Create the database if missing (``recreate``: drop it first; only for a database named *bench*)."""
-    name = database_name(database_url)
-    with psycopg.connect(libpq_url(database_url, "postgres"), autocommit=True) as admin:
-        if recreate:
-            if "bench" not in name:
-                raise SystemExit(f"Refusing to drop database {name!r}: its name does not contain 'bench'.")
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
 
 def migrate_and_prepare_tenant(database_url: str) -> tuple[int, str, int, dict[str, Any]]:
     """Migrate, then create the bench tenant or issue it a new token.
@@ -754,10 +729,17 @@ def drop_indexes_and_foreign_keys(conn: psycopg.Connection[Any], tables: Sequenc
 def rebuild(conn: psycopg.Connection[Any], deferred: Deferred) -> None:
     """Recreate what ``drop_indexes_and_foreign_keys`` dropped, from the saved definitions."""
     for _, statement in deferred.indexes:
-        conn.execute(statement)  # type: ignore[arg-type]  # pg_get_indexdef output: trusted SQL
+        conn.execute(sql.SQL(statement))  # pg_get_indexdef output
     for table, name, definition in deferred.foreign_keys:
         conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-            sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)))  # type: ignore[arg-type]
+            sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)))  # pg_get_constraintdef output
+
+
+def scalar(conn: psycopg.Connection[Any], query: sql.Composed) -> Any:
+    row = conn.execute(query).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from {query.as_string(conn)}")
+    return row[0]
 
 
 def load(database_url: str, tenant_id: int, cases: int, config: dict[str, Any]) -> dict[str, float]:
@@ -768,18 +750,24 @@ def load(database_url: str, tenant_id: int, cases: int, config: dict[str, Any]) 
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '512MB'")
         check_schema(conn)
+        # The loaded tables and every table that references them: TRUNCATE needs them all at once.
+        related = [row[0] for row in conn.execute(
+            "WITH RECURSIVE refs(oid) AS (SELECT unnest(%s::regclass[])::oid UNION "
+            "SELECT f.conrelid FROM pg_constraint f JOIN refs ON f.confrelid = refs.oid WHERE f.contype = 'f') "
+            "SELECT c.relname FROM refs JOIN pg_class c ON c.oid = refs.oid ORDER BY 1",
+            (list(COLUMNS),),
+        )]
         empty = all(
-            conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(t))).fetchone()[0]
-            for t in TRUNCATE_TABLES
+            scalar(conn, sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(t))) for t in related
         )
         freeze = ""
         if empty:
             # TRUNCATE in the loading transaction allows COPY FREEZE: rows are written frozen and
             # all-visible, so no vacuum has to rewrite hint bits during the measurements.
-            conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, TRUNCATE_TABLES))))
+            conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, related))))
             freeze = " WITH (FREEZE)"
         id_base = {
-            table: conn.execute(sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(table))).fetchone()[0]
+            table: scalar(conn, sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(table)))
             for table in COLUMNS
         }
         deferred = drop_indexes_and_foreign_keys(conn, list(COLUMNS))
@@ -853,70 +841,6 @@ def sample_probes(database_url: str, tenant_id: int, cases: int, config: dict[st
     return Probes(emails, busy, orders, numbers)
 
 
-# ---- server ----------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """gunicorn with the production configuration, in its own process group; ``stop`` always cleans up."""
-
-    def __init__(self, database_url: str, workers: int, log_path: Path) -> None:
-        from cryptography.fernet import Fernet
-
-        self.port = free_port()
-        self.workers = workers
-        self.log_path = log_path
-        self.env = {
-            **os.environ,
-            "REBOUND_CONFIG": "production",
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "REBOUND_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def command(self) -> list[str]:
-        return [str(VENV_BIN / "gunicorn"), "wsgi:app", "-w", str(self.workers), "--threads", "1",
-                "-b", f"127.0.0.1:{self.port}"]
-
-    def start(self, timeout: float = 60.0) -> None:
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            try:
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            finally:
-                conn.close()
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the group we created: master and workers only
-            process.wait(timeout=5)
-
-
 # ---- client and measurements -------------------------------------------------------------------
 
 @dataclass
@@ -958,20 +882,30 @@ Task = Callable[[Client], list[Sample]]
 class PhaseRun:
     samples: list[Sample]
     wall_seconds: float
+    skipped: int  # tasks not started because the phase ran out of time
 
 
-def run_tasks(tasks: Sequence[Task], threads: int, make_client: Callable[[], Client]) -> PhaseRun:
-    """Run ``tasks`` on ``threads`` threads, each with its own client; collect every sample."""
+def run_tasks(tasks: Sequence[Task], threads: int, make_client: Callable[[], Client],
+              max_seconds: float = math.inf) -> PhaseRun:
+    """Run ``tasks`` on ``threads`` threads, each with its own client; collect every sample.
+
+    No task is started after ``max_seconds``: the tasks are shuffled beforehand, so the ones
+    that ran are a fair sample of the mix.
+    """
     pending = iter(tasks)
     lock = threading.Lock()
     samples: list[Sample] = []
+    started = 0
+    deadline = time.perf_counter() + max_seconds
 
     def work() -> None:
+        nonlocal started
         client, local = make_client(), []
         try:
             while True:
                 with lock:
-                    task = next(pending, None)
+                    task = next(pending, None) if time.perf_counter() < deadline else None
+                    started += task is not None
                 if task is None:
                     break
                 try:
@@ -989,7 +923,7 @@ def run_tasks(tasks: Sequence[Task], threads: int, make_client: Callable[[], Cli
         worker.start()
     for worker in workers:
         worker.join()
-    return PhaseRun(samples, time.perf_counter() - start)
+    return PhaseRun(samples, time.perf_counter() - start, len(tasks) - started)
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:
@@ -1125,7 +1059,8 @@ class Figure:
 
     @classmethod
     def p95(cls, name: str, latency: Latency, target_ms: float, detail: bool = False) -> Figure:
-        return cls(name, latency, f"p95 ≤ {target_ms:.0f} ms", latency.p95_ms <= target_ms, detail=detail)
+        meets = latency.p95_ms <= target_ms if latency.requests > latency.errors else None
+        return cls(name, latency, f"p95 ≤ {target_ms:.0f} ms", meets, detail=detail)
 
 
 def fmt_ms(value: float) -> str:
@@ -1133,12 +1068,22 @@ def fmt_ms(value: float) -> str:
 
 
 def measure_all(port: int, token: str, probes: Probes, config: dict[str, Any], args: argparse.Namespace,
-                rng: random.Random) -> list[Figure]:
-    """Every measured phase against the running server, in order; returns the figures to report."""
+                rng: random.Random, notes: list[str]) -> list[Figure]:
+    """Every measured phase against the running server, in order; returns the figures to report.
 
-    def measure(name: str, tasks: Sequence[Task], threads: int) -> PhaseRun:
-        print(f"  {name}: {len(tasks):,} requests on {threads} threads", flush=True)
-        return run_tasks(tasks, threads, lambda: Client(port, token))
+    Phases cut short by ``--max-phase-seconds`` are described in ``notes``.
+    """
+
+    def measure(name: str, tasks: Sequence[Task], threads: int, capped: bool = True) -> PhaseRun:
+        print(f"  {name}: {len(tasks):,} tasks on {threads} threads", flush=True)
+        limit = args.max_phase_seconds if capped else math.inf
+        run = run_tasks(tasks, threads, lambda: Client(port, token), limit)
+        if run.skipped:
+            note = (f"{name}: stopped after {args.max_phase_seconds:.0f} s (--max-phase-seconds), "
+                    f"{len(tasks) - run.skipped:,} of {len(tasks):,} tasks run")
+            print(f"    {note}", flush=True)
+            notes.append(note)
+        return run
 
     n = args.requests
     prefix, start = config["REBOUND_CASE_NUMBER_PREFIX"], int(config["REBOUND_CASE_NUMBER_START"])
@@ -1167,7 +1112,7 @@ def measure_all(port: int, token: str, probes: Probes, config: dict[str, Any], a
     order_numbers = [f"BENCH-{run_id}-{k}" for k in range(n)]
     setup = [simple("order", "POST", "/api/v1/orders", order_body(num, f"new-{run_id}-{k}@bench.example", today))
              for k, num in enumerate(order_numbers)]
-    orders = measure("setup: POST /api/v1/orders", setup, args.write_threads)
+    orders = measure("setup: POST /api/v1/orders", setup, args.write_threads, capped=False)  # creates need them all
     orders_latency = Latency.of(orders.samples)
     if orders_latency.errors:
         raise RuntimeError(f"{orders_latency.errors} orders could not be posted: {orders_latency.error_statuses}")
@@ -1184,7 +1129,7 @@ def measure_all(port: int, token: str, probes: Probes, config: dict[str, Any], a
     return figures
 
 
-def print_report(figures: list[Figure], header: list[str]) -> None:
+def print_report(figures: list[Figure], header: list[str], notes: Sequence[str]) -> None:
     healthz = figures[0].latency
     base = fmt_ms(healthz.p95_ms)
     rows = [("figure", "n", "err", "p50", "p95", "p99", "measured vs target", "healthz p95")]
@@ -1194,6 +1139,8 @@ def print_report(figures: list[Figure], header: list[str]) -> None:
             verdict = f"{f.throughput_per_s:.1f} {f.unit} ({lat.requests - lat.errors:,} in {f.wall_seconds:.1f} s)"
         elif f.meets is not None:
             verdict = f"p95 {fmt_ms(lat.p95_ms)} ({f.target}) {'OK' if f.meets else 'MISSED'}"
+        elif f.target.startswith("p95"):
+            verdict = "no successful request"
         else:
             verdict = f.target
         name = f"  {f.name}" if f.detail else f.name
@@ -1213,7 +1160,8 @@ def print_report(figures: list[Figure], header: list[str]) -> None:
 
     by_name = {f.name: f for f in figures}
     get, lists = by_name["GET /api/v1/cases/{number}"], by_name["GET /api/v1/cases?<filter> (all kinds)"]
-    worst = max((f for f in figures if f.detail), key=lambda f: f.latency.p95_ms)
+    measured = [f for f in figures if f.detail and f.meets is not None]
+    worst = max(measured, key=lambda f: f.latency.p95_ms) if measured else lists
     create, approve = by_name["POST /api/v1/cases"], by_name["POST /api/v1/cases/{number}/actions/approve"]
     print()
     print(f"GET case p95 {fmt_ms(get.latency.p95_ms)} (target ≤ {GET_CASE_TARGET_MS:.0f} ms) | healthz p95 {base}")
@@ -1221,14 +1169,8 @@ def print_report(figures: list[Figure], header: list[str]) -> None:
           f"{worst.name}: {fmt_ms(worst.latency.p95_ms)}) | healthz p95 {base}")
     print(f"Create {create.throughput_per_s:.1f} cases/s, approve {approve.throughput_per_s:.1f} cases/s "
           f"({create.latency.requests:,} creates, {approve.latency.requests:,} approvals)")
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
+    for note in notes:
+        print(f"Note: {note}")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -1242,6 +1184,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="client threads for the latency figures (default: 2)")
     parser.add_argument("--write-threads", type=int, default=4, help="client threads for creates/approves (default: 4)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default: 4)")
+    parser.add_argument("--max-phase-seconds", type=float, default=120.0,
+                        help="start no new request in a phase after this long (default: 120)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the request mix (default: 7)")
     args = parser.parse_args(argv)
     if args.cases < 100 or args.requests < 10:
@@ -1300,12 +1244,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tenant_id, token, config, loader = prepare_data(args)
     probes = sample_probes(args.database_url, tenant_id, args.cases, config, rng)
-    server = Server(args.database_url, args.workers, RESULTS_DIR / "gunicorn.log")
-    print(f"Starting {' '.join(['gunicorn', *server.command[1:]])} (production config)", flush=True)
+    server = Server("wsgi:app", ["-w", str(args.workers), "--threads", "1"], production_env(args.database_url),
+                    RESULTS_DIR / "gunicorn.log")
+    print(f"Starting {server.display} (production config)", flush=True)
     load_before = os.getloadavg()
+    notes: list[str] = []
     try:
         server.start()
-        figures = measure_all(server.port, token, probes, config, args, rng)
+        figures = measure_all(server.port, token, probes, config, args, rng, notes)
     finally:
         server.stop()
     load_after = os.getloadavg()
@@ -1317,7 +1263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{load_before[0]:.2f} before, {load_after[0]:.2f} after the measurements",
         loader_summary(loader),
     ]
-    print_report(figures, header)
+    print_report(figures, header, notes)
     results = {
         "run_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": git_commit(),
@@ -1327,9 +1273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cases": args.cases,
         "loader": loader,
         "server": {"command": f"gunicorn wsgi:app -w {args.workers} --threads 1", "config": "production"},
-        "client": {"latency_threads": args.threads, "write_threads": args.write_threads, "requests": args.requests},
+        "client": {"latency_threads": args.threads, "write_threads": args.write_threads, "requests": args.requests,
+                   "max_phase_seconds": args.max_phase_seconds},
         "targets_ms": {"get_case_p95": GET_CASE_TARGET_MS, "list_page_p95": LIST_TARGET_MS},
         "figures": [asdict(f) for f in figures],
+        "notes": notes,
     }
     out = RESULTS_DIR / "api.json"
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

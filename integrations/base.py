@@ -61,6 +61,8 @@ class InboundRequest:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise PayloadError(f"The body is not valid JSON: {exc}", "body") from None
+        except RecursionError:  # thousands of nested brackets: refuse, don't crash
+            raise PayloadError("The body nests too deeply to read.", "body") from None
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,11 @@ other public implementations send [S].
 
 A rule webhook's body is the event itself: ``{"id": "evt_…", "type": "inbound", "emitted_at",
 "conversation", "source", "target": {"_meta": {"type": "message"}, "data": {…message…}}}``
-[S: zulip/zulip's Front fixtures, meya's Front tests, the Front API's Event schema]. An
-application webhook wraps it: ``{"type": "inbound_received", "authorization": {"id": "cmp_…"},
-"payload": {…event…}}`` [S: skillrecordings/support]. Both shapes are read here.
+[S: zulip/zulip's Front fixtures, meya's Front tests, the Front API's Event schema], complete
+when the Webhooks app's "Send Full Event Data" is on [V, Front help center]. An application
+webhook wraps an event preview: ``{"type": "inbound_received", "authorization": {"id": "cmp_…"},
+"payload": {…event…}}``, which may lack the message text and the sender's address
+[S: skillrecordings/support]. Both shapes are read here.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from html import unescape
 from html.parser import HTMLParser
 from typing import Any, ClassVar, Literal
 
@@ -169,7 +170,8 @@ class FrontAdapter:
 
     def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str, *,
              scheme: Literal["app", "rule"] = "app") -> dict[str, str]:
-        """Front's headers for ``body``. Front sends no delivery id header: the event id is in
+        """Front's headers for ``body``: an application webhook (timestamped, so a stale one is
+        refused) unless ``scheme="rule"``. Front sends no delivery id header: the event id is in
         the body, so ``delivery_id`` is unused."""
         headers = {"Content-Type": "application/json"}
         if scheme == "rule":
@@ -380,15 +382,20 @@ class _TextExtractor(HTMLParser):
 
 
 def _html_to_text(html: str) -> str | None:
-    extractor = _TextExtractor()
     try:
-        extractor.feed(html)
-        extractor.close()
-        text = "".join(extractor.parts)
-    except AssertionError:  # HTMLParser asserts on some malformed declarations ("<![x[")
-        text = unescape(re.sub(r"<[^>]*>", " ", html))
+        text = _extract(html)
+    except AssertionError:
+        # HTMLParser asserts on some malformed "<!" declarations ("<![x["): read those as text.
+        text = _extract(re.sub(r"<!(?!--)", "&lt;!", html))
     lines = (" ".join(line.split()) for line in text.splitlines())
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() or None
+
+
+def _extract(html: str) -> str:
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    return "".join(extractor.parts)
 
 
 register(FrontAdapter())

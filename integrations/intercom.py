@@ -25,7 +25,6 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from html import unescape
 from html.parser import HTMLParser
 from typing import Any, ClassVar
 
@@ -257,11 +256,12 @@ def _newest_part(item: dict[str, Any], prefer_customer: bool) -> dict[str, Any]:
 
 def _customer(author: dict[str, Any], source: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     """Who the customer is: the message's author if a contact, else the conversation's opener,
-    else the old API's ``user``."""
-    for candidate in (author, _object(source.get("author")), _object(item.get("user"))):
-        if _ROLES.get(str(candidate.get("type"))) == "customer":
-            return candidate
-    return {}
+    else the old API's ``user``; the first of them that has an email address, if any has one
+    (the old API's authors carry only an id)."""
+    candidates = [candidate for candidate in (author, _object(source.get("author")), _object(item.get("user")))
+                  if _ROLES.get(str(candidate.get("type"))) == "customer"]
+    with_email = [candidate for candidate in candidates if _text_of(candidate.get("email"))]
+    return (with_email or candidates or [{}])[0]
 
 
 def _contact_id(item: dict[str, Any]) -> str | None:
@@ -333,15 +333,20 @@ class _TextExtractor(HTMLParser):
 
 
 def _html_to_text(html: str) -> str | None:
-    extractor = _TextExtractor()
     try:
-        extractor.feed(html)
-        extractor.close()
-        text = "".join(extractor.parts)
-    except AssertionError:  # HTMLParser asserts on some malformed declarations ("<![x[")
-        text = unescape(re.sub(r"<[^>]*>", " ", html))
+        text = _extract(html)
+    except AssertionError:
+        # HTMLParser asserts on some malformed "<!" declarations ("<![x["): read those as text.
+        text = _extract(re.sub(r"<!(?!--)", "&lt;!", html))
     lines = (" ".join(line.split()) for line in text.splitlines())
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() or None
+
+
+def _extract(html: str) -> str:
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    return "".join(extractor.parts)
 
 
 register(IntercomAdapter())

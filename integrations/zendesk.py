@@ -18,12 +18,14 @@ Vendor facts used here, and where they were checked:
   author {id, is_staff, name}}: two independent third-party parsers agree (dust-tt's Zendesk
   webhook schemas; skwashd's Zendesk→EventBridge Lambda) [S]; not in the excerpts of the
   official page we could read.
-- Trigger placeholders ``ticket.id``, ``ticket.title``, ``ticket.link``, ``ticket.requester.*``
-  (``email``, ``name``, ``language``), ``ticket.created_at_with_timestamp``: Zendesk
+- Trigger placeholders ``ticket.id``, ``ticket.title``, ``ticket.link``,
+  ``ticket.requester.email``/``name``, ``ticket.created_at_with_timestamp``: Zendesk
   placeholders reference (support.zendesk.com/hc/en-us/articles/4408886858138) [V];
   ``ticket.tags`` (space-separated), ``ticket.latest_public_comment``, ``ticket.status``,
-  ``ticket.updated_at_with_timestamp``, ``current_user.role`` (renders End-user/Agent/Admin):
-  many public trigger bodies agree [S].
+  ``ticket.requester.id``/``locale``, ``ticket.updated_at_with_timestamp`` and
+  ``current_user.role`` (renders End-user/Agent/Admin): many public trigger bodies agree [S].
+  ``ticket.requester.locale`` rather than ``…language``, which is a preference's display name
+  (e.g. "English") where intake wants a tag such as "en-US" [U for the exact rendering].
 - Users API ``GET /api/v2/users/{id}.json`` answering ``{"user": {"email", "name", …}}`` with
   Basic auth ``{email}/token:{api_token}``: developer.zendesk.com Users and Ticket Comments
   reference [V].
@@ -36,6 +38,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import requests
 
@@ -60,6 +63,7 @@ INVOCATION_HEADER = "x-zendesk-webhook-invocation-id"
 _EVENT_PREFIX = "zen:event-type:"
 _TICKET_ID = re.compile(r"[0-9]{1,20}")  # Zendesk ticket and user ids are integers
 _SUBJECT_TICKET = re.compile(r"zen:ticket:([0-9]{1,20})")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 class ZendeskAPIError(IntegrationError):
@@ -97,8 +101,8 @@ class ZendeskAdapter:
     """Inbound webhooks from Zendesk Support (event subscriptions and trigger webhooks)."""
 
     kind: ClassVar[str] = "zendesk"
-    # api_email and api_token are only needed for fetch_requester (event subscriptions).
-    secret_names: ClassVar[Sequence[str]] = ("signing_secret", "api_token")
+    # api_email and api_token are only needed by fetch_requester (event-subscription payloads).
+    secret_names: ClassVar[Sequence[str]] = ("signing_secret", "api_email", "api_token")
 
     def verify(self, request: InboundRequest, secrets: Sequence[str], now: datetime) -> None:
         """Check the HMAC over timestamp + body, then that the timestamp is within 5 minutes.
@@ -382,12 +386,18 @@ def _custom_fields(value: Any) -> dict[str, str]:
 
 
 def _url(value: Any) -> str | None:
+    """An http(s) URL to show agents; values without a scheme ({{ticket.url}}) get https://."""
     text = _text(value)
     if not text or any(c.isspace() for c in text):
         return None
-    if "://" not in text:  # {{ticket.url}} renders without a scheme
+    if not _SCHEME.match(text):
         text = "https://" + text
-    return text if text.startswith(("https://", "http://")) else None
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or parts.port > 0  # .port raises on "host:alert(1)"
+    except ValueError:
+        return None
+    return text if port_ok and parts.scheme in ("https", "http") and parts.hostname else None
 
 
 def _time(value: Any) -> datetime | None:

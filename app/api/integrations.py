@@ -131,6 +131,6 @@ def put_intake_settings(body: IntakeSettings) -> IntakeSettings:
 
 def _int_id(value: str) -> int:
     """Path ids are digits; anything else cannot name an integration (404, not 500)."""
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:  # "²".isdigit(), but int("²") fails
         raise NotFound(f"No integration {value!r}.")
     return int(value)

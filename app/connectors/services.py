@@ -30,6 +30,8 @@ def generate_secret(kind: str) -> str:
     """A fresh signing secret in the form the helpdesk expects (Standard Webhooks: ``whsec_``)."""
     if kind == "generic":
         return "whsec_" + base64.b64encode(random.token_bytes(32)).decode()
+    if kind == "helpscout":  # Help Scout accepts secrets of at most 40 characters
+        return random.token_hex(20)
     return random.token_urlsafe(32)
 
 
@@ -57,12 +59,10 @@ def get_integration(tenant_id: int, integration_id: int) -> Integration:
 
 
 def find_by_key(public_key: str) -> Integration | None:
-    """The enabled integration behind a webhook URL key, or None."""
+    """The integration behind a webhook URL key (enabled or not), or None."""
     if not public_key or len(public_key) > 64:
         return None
-    return db.session.scalar(
-        sa.select(Integration).where(Integration.public_key == public_key, Integration.enabled.is_(True))
-    )
+    return db.session.scalar(sa.select(Integration).where(Integration.public_key == public_key))
 
 
 def signing_secrets(integration: Integration, now: datetime | None = None) -> list[str]:

@@ -79,7 +79,14 @@ def _with_requester(integration: Integration, event: TicketEvent) -> TicketEvent
     base_url = (integration.settings or {}).get("base_url")
     if not (base_url and secrets.get("api_email") and secrets.get("api_token")):
         return event
-    email, name = zendesk.fetch_requester(base_url, secrets["api_email"], secrets["api_token"], event.requester_id)
+    try:
+        email, name = zendesk.fetch_requester(base_url, secrets["api_email"], secrets["api_token"], event.requester_id)
+    except zendesk.ZendeskAPIError as exc:
+        if exc.retryable:
+            raise  # rate limit or outage: the worker retries the whole event later
+        # Wrong credentials or a deleted user: go on without the address (intake will suggest).
+        log.warning("requester %s could not be read from Zendesk: %s", event.requester_id, exc)
+        return event
     values = event.to_dict() | {"requester_email": email, "requester_name": event.requester_name or name}
     return TicketEvent.from_dict(values)
 

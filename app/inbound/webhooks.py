@@ -47,7 +47,9 @@ def receive(key: str) -> Response | tuple[Response, int]:
     """Receive one helpdesk delivery; duplicates answer 200 and change nothing."""
     integration = find_by_key(key)
     if integration is None:
-        raise NotFound("No enabled integration has this webhook URL.")
+        raise NotFound("No integration has this webhook URL.")
+    if not integration.enabled:
+        raise _refuse(integration, NotFound("This integration is disabled."), request.content_length)
     body = _read_body(integration)
     now = utcnow()
     inbound = InboundRequest(

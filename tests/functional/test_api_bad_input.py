@@ -293,6 +293,13 @@ def test_nul_character_in_a_path_is_404_not_a_server_error(api, order):
     assert_error(api.action("RMA-1%000001", "cancel"), 404, "not_found")
 
 
+@pytest.mark.parametrize("integration_id", ["%C2%B2", "%D9%A3", "1e3", "-1", "9999999999"])
+def test_non_ascii_digit_or_huge_integration_id_is_404(api, integration_id):
+    """An integration id that is not a small ASCII number ("²", "٣", "1e3") is a 404, not a 500."""
+    assert_error(api.get(f"/integrations/{integration_id}"), 404, "not_found")
+    assert_error(api.post(f"/integrations/{integration_id}/enable"), 404, "not_found")
+
+
 def test_body_over_max_content_length_is_413_json(app, api, order):
     """A body over MAX_CONTENT_LENGTH is a 413 payload_too_large in the JSON error shape; nothing is stored."""
     limit = app.config["MAX_CONTENT_LENGTH"]

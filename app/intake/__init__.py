@@ -1,0 +1,1 @@
+"""Intake: turning helpdesk tickets and customer emails into return cases or suggestions."""

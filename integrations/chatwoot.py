@@ -1,0 +1,300 @@
+"""Chatwoot: account (or API-inbox) webhooks, verified and turned into one ``TicketEvent``.
+
+Signing exists since Chatwoot 4.11.2 for account webhooks and 4.13.0 for API inboxes and agent
+bots [V, chatwoot/chatwoot PR #13573 and #13892]; older releases send no authentication at all
+and are refused here. Each request carries [V, PR #13573]:
+
+- ``X-Chatwoot-Signature: sha256=<hex HMAC-SHA256(secret, "{timestamp}.{raw body}")>``,
+- ``X-Chatwoot-Timestamp: <unix seconds>`` (part of the signed string; refuse beyond ~5 min),
+- ``X-Chatwoot-Delivery: <uuid>``, generated at enqueue time and kept by Sidekiq retries.
+
+Bodies are an object's ``webhook_data`` plus ``"event"`` [V, ``app/listeners/webhook_listener.rb``]:
+
+- ``message_created``/``message_updated``: the message [V, ``Message#webhook_data``]: ``id``,
+  ``content``, ``message_type`` ("incoming", "outgoing", "activity", "template"), ``private``,
+  ``created_at`` (ISO 8601), ``sender`` (a contact ``{"type": "contact", "email", "name"}`` or an
+  agent ``{"type": "user"}``), ``account`` ``{id, name}``, and ``conversation``.
+- ``conversation_created``/``_status_changed``/``_updated``: the conversation itself
+  [V, ``Conversations::EventDataPresenter#push_data``]: ``id`` (the per-account display id, the
+  one in the app's URLs), ``labels``, ``custom_attributes``, ``meta.sender`` (the contact),
+  ``messages`` (the newest, ``message_type`` as a number: 0 is incoming), ``created_at`` (Unix).
+
+The payload does not say where Chatwoot is hosted, so no ticket URL is built.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+from integrations.base import (
+    AuthorRole,
+    EventType,
+    Handshake,
+    InboundRequest,
+    PayloadError,
+    SignatureError,
+    TicketEvent,
+    body_hash_key,
+    register,
+)
+from integrations.signing import check_window, decode_hex, equals, hmac_digest, parse_unix_seconds, require_any
+
+SIGNATURE_HEADER = "x-chatwoot-signature"
+TIMESTAMP_HEADER = "x-chatwoot-timestamp"
+DELIVERY_HEADER = "x-chatwoot-delivery"
+
+_MESSAGE_EVENTS = frozenset({"message_created", "message_updated"})
+_CONVERSATION_EVENTS: dict[str, EventType] = {
+    "conversation_created": "ticket.created",
+    "conversation_status_changed": "ticket.updated",
+    "conversation_updated": "ticket.updated",
+}
+_ROLES: dict[str, AuthorRole] = {
+    "contact": "customer", "user": "agent", "agent_bot": "system", "captain_assistant": "system",
+}
+_INCOMING = ("incoming", 0)  # a message's type in message events, and in a conversation's ``messages``
+_MAX_ID = 100  # the inbox stores ticket ids in 100 characters
+_MAX_KEY = 128
+
+
+class ChatwootAdapter:
+    """Chatwoot webhooks (Settings → Integrations → Webhooks, or an API inbox's webhook URL)."""
+
+    kind: ClassVar[str] = "chatwoot"
+    #: The webhook's secret, shown by Chatwoot when the webhook is created.
+    secret_names: ClassVar[Sequence[str]] = ("signing_secret",)
+
+    def verify(self, request: InboundRequest, secrets: Sequence[str], now: datetime) -> None:
+        header = request.header(SIGNATURE_HEADER)
+        if not header:
+            raise SignatureError("Missing X-Chatwoot-Signature header (Chatwoot signs from 4.11.2 on).")
+        algorithm, _, digest = header.partition("=")
+        given = decode_hex(digest) if algorithm.strip().lower() == "sha256" else None
+        if given is None:
+            raise SignatureError("X-Chatwoot-Signature is not sha256=<hex>.")
+        stamp = request.header(TIMESTAMP_HEADER)
+        if not stamp or not stamp.isascii():
+            raise SignatureError("Missing or malformed X-Chatwoot-Timestamp header.")
+        check_window(parse_unix_seconds(stamp, "X-Chatwoot-Timestamp"), now)
+        message = stamp.encode() + b"." + request.body  # the header text is signed as sent
+        require_any(secrets, lambda secret: equals(hmac_digest("sha256", secret, message), given), "Chatwoot")
+
+    def handshake(self, request: InboundRequest, secrets: Sequence[str]) -> Handshake | None:
+        return None  # Chatwoot validates nothing when a webhook is saved
+
+    def delivery_key(self, request: InboundRequest) -> str:
+        """``X-Chatwoot-Delivery``; without it, the event and object id of a ``*_created`` event
+        (each object is created once), else the body hash."""
+        delivery = (request.header(DELIVERY_HEADER) or "").strip()
+        if delivery and len(delivery) <= _MAX_KEY and delivery.isprintable():
+            return delivery
+        try:
+            data = json.loads(request.body)
+        except (ValueError, RecursionError):
+            return body_hash_key(request)
+        if isinstance(data, dict):
+            event, ident = _text_of(data.get("event")), _text_of(data.get("id"))
+            if event and ident and event.endswith("_created") and len(event) + len(ident) < _MAX_KEY:
+                return f"{event}:{ident}"
+        return body_hash_key(request)
+
+    def parse(self, request: InboundRequest) -> TicketEvent:
+        data = _load(request)
+        event = _text_of(data.get("event"))
+        if event is None:
+            raise PayloadError("The Chatwoot payload has no event.", "event")
+
+        if event in _MESSAGE_EVENTS:
+            conversation = data.get("conversation")
+            if not isinstance(conversation, dict):
+                raise PayloadError("The Chatwoot message has no conversation.", "conversation")
+            ticket_id = _required_id(conversation.get("id"), "conversation.id")
+            sender = _object(data.get("sender"))
+            incoming = data.get("message_type") in _INCOMING
+            # An incoming message comes from the contact whatever the sender object says.
+            role: AuthorRole = "customer" if incoming else _ROLES.get(str(sender.get("type")), "unknown")
+            customer_said = incoming and data.get("private") is not True
+            event_type: EventType = "message.created" if event == "message_created" and customer_said else "other"
+            meta = _object(conversation.get("meta"))
+            contact = sender if sender.get("type") == "contact" else _object(meta.get("sender"))
+            message, message_id = (data.get("content"), data.get("id")) if customer_said else (None, None)
+            occurred_at = _when(data.get("created_at"))
+            account_id = _object(data.get("account")).get("id")
+        elif event in _CONVERSATION_EVENTS:
+            conversation = data
+            ticket_id = _required_id(conversation.get("id"), "id")
+            event_type = _CONVERSATION_EVENTS[event]
+            contact = _object(_object(conversation.get("meta")).get("sender"))
+            # A new conversation carries its first message: the customer's request, usually.
+            first = _first_message(conversation) if event == "conversation_created" else {}
+            role = "customer" if first else "unknown"
+            message, message_id = first.get("content"), first.get("id")
+            occurred_at = _when(conversation.get("created_at" if event == "conversation_created" else "updated_at"))
+            account_id = conversation.get("account_id") or first.get("account_id")
+        else:
+            # Contacts, typing, widget events…: nothing intake opens a case from.
+            reference = _text_of(_object(data.get("conversation")).get("id")) or ""
+            return TicketEvent(provider=self.kind, ticket_id=reference if len(reference) <= _MAX_ID else "",
+                               event_type="other", occurred_at=_when(data.get("created_at")))
+
+        text = _text_of(message)
+        attributes = _object(conversation.get("additional_attributes"))
+        return TicketEvent(
+            provider=self.kind,
+            ticket_id=ticket_id,
+            event_type=event_type,
+            requester_email=_text_of(contact.get("email")),
+            requester_name=_text_of(contact.get("name")),
+            requester_id=_text_of(contact.get("id")),
+            subject=_text_of(attributes.get("mail_subject")),  # email inboxes only [S]
+            message=text,
+            message_id=_text_of(message_id) if text else None,
+            author_role=role,
+            tags=_labels(conversation.get("labels")),
+            custom_fields=_custom_fields(conversation.get("custom_attributes"),
+                                         chatwoot_account_id=account_id or _object(data.get("account")).get("id")),
+            language=_language(attributes.get("browser_language")),
+            occurred_at=occurred_at or _when(conversation.get("timestamp")),
+        )
+
+    def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
+        stamp = str(int(now.timestamp()))
+        return {
+            "Content-Type": "application/json",
+            "X-Chatwoot-Timestamp": stamp,
+            "X-Chatwoot-Delivery": delivery_id,
+            "X-Chatwoot-Signature": "sha256=" + hmac_digest("sha256", secret, f"{stamp}.".encode() + body).hex(),
+        }
+
+    def sample(self) -> bytes:
+        """``conversation_created``: a new email conversation asking to return an item."""
+        contact = {
+            "additional_attributes": {}, "custom_attributes": {}, "email": "dana.whitfield@example.com",
+            "id": 42, "identifier": None, "name": "Dana Whitfield", "phone_number": None, "thumbnail": "",
+            "blocked": False, "type": "contact",
+        }
+        first_message = {
+            "id": 654, "content": "Hi, I'd like to return the hiking boots from order #1001 - they are a size "
+                                  "too small. Can you send me a return label?\n\nThanks,\nDana",
+            "account_id": 3, "inbox_id": 2, "conversation_id": 207, "message_type": 0, "created_at": 1764064800,
+            "updated_at": "2025-11-25T10:00:00.421Z", "private": False, "status": "sent", "source_id": None,
+            "content_type": "incoming_email", "content_attributes": {}, "sender_type": "Contact", "sender_id": 42,
+            "external_source_ids": {}, "additional_attributes": {}, "processed_message_content": None,
+            "sentiment": {}, "conversation": {"assignee_id": None, "unread_count": 1,
+                                              "last_activity_at": 1764064800, "contact_inbox": {"source_id": None}},
+            "sender": contact,
+        }
+        conversation = {
+            "additional_attributes": {"mail_subject": "Return for order #1001"},
+            "can_reply": True,
+            "channel": "Channel::Email",
+            "contact_inbox": {"id": 180, "contact_id": 42, "inbox_id": 2, "source_id": "dana.whitfield@example.com",
+                              "created_at": "2025-11-25T10:00:00.210Z", "updated_at": "2025-11-25T10:00:00.210Z",
+                              "hmac_verified": False, "pubsub_token": "wfTzyNgmiE8YagFL3m4JU8Fi"},
+            "id": 207,
+            "inbox_id": 2,
+            "messages": [first_message],
+            "labels": ["returns"],
+            "meta": {"sender": contact, "assignee": None, "assignee_type": None, "team": None, "hmac_verified": False},
+            "status": "open",
+            "custom_attributes": {"order_number": "1001"},
+            "snoozed_until": None,
+            "unread_count": 1,
+            "first_reply_created_at": None,
+            "priority": None,
+            "waiting_since": 1764064800,
+            "agent_last_seen_at": 0,
+            "contact_last_seen_at": 0,
+            "last_activity_at": 1764064800,
+            "timestamp": 1764064800,
+            "created_at": 1764064800,
+            "updated_at": 1764064800.421,
+            "event": "conversation_created",
+        }
+        return json.dumps(conversation, indent=2).encode()
+
+
+def _load(request: InboundRequest) -> dict[str, Any]:
+    try:
+        data = request.json()
+    except RecursionError:  # json.loads gives up on very deep nesting with RecursionError
+        raise PayloadError("The body is nested too deeply.", "body") from None
+    if not isinstance(data, dict):
+        raise PayloadError("The body is not a JSON object.", "body")
+    return data
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text_of(value: Any) -> str | None:
+    """A trimmed string from a string or a number; None for anything else or blank."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    return None
+
+
+def _required_id(value: Any, field: str) -> str:
+    ident = _text_of(value) if not isinstance(value, float) else None
+    if ident is None:
+        raise PayloadError(f"The Chatwoot payload has no {field}.", field)
+    if len(ident) > _MAX_ID:
+        raise PayloadError(f"{field} is longer than {_MAX_ID} characters.", field)
+    return ident
+
+
+def _first_message(conversation: dict[str, Any]) -> dict[str, Any]:
+    """The conversation's message if it is the contact's (public, incoming), else nothing."""
+    messages = conversation.get("messages")
+    first = messages[0] if isinstance(messages, list) and messages else None
+    if isinstance(first, dict) and first.get("message_type") in _INCOMING and first.get("private") is not True:
+        return first
+    return {}
+
+
+def _labels(value: Any) -> tuple[str, ...]:
+    labels = value if isinstance(value, list) else ()
+    return tuple(dict.fromkeys(name for name in map(_text_of, labels) if name))
+
+
+def _custom_fields(value: Any, **context: Any) -> dict[str, str]:
+    """Scalar custom attributes as strings, plus provider context TicketEvent has no field for."""
+    fields = {str(key): text for key, item in _object(value).items() if (text := _text_of(item)) is not None}
+    fields.update({key: text for key, item in context.items() if (text := _text_of(item)) is not None})
+    return fields
+
+
+def _language(value: Any) -> str | None:
+    tag = _text_of(value)
+    return tag if tag and len(tag) <= 35 else None  # a BCP 47 tag, not free text
+
+
+def _when(value: Any) -> datetime | None:
+    """Chatwoot sends Unix seconds (conversations) or ISO 8601 (messages)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            return None
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            return None
+    if isinstance(value, str) and value.strip():
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return None
+
+
+register(ChatwootAdapter())

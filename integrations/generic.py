@@ -1,0 +1,261 @@
+"""Generic: any system that sends Rebound's own ticket JSON, signed the Standard Webhooks way.
+
+Signing follows Standard Webhooks (standardwebhooks.com): headers ``webhook-id``,
+``webhook-timestamp`` (Unix seconds) and ``webhook-signature`` (``v1,<base64 HMAC-SHA256>``,
+several separated by spaces during a key rotation), over ``"{id}.{timestamp}.{body}"``, keyed by
+the base64 part of a ``whsec_…`` secret. The ``standardwebhooks`` package computes the
+signature; the comparison and the five-minute window are done here against the ``now`` we are
+given, because ``Webhook.verify`` reads the wall clock itself and would make ``now`` a lie.
+
+The body is documented in docs/setup/generic.md::
+
+    {"type": "ticket.created" | "message.created" | "ticket.updated",
+     "ticket": {"id", "url", "subject", "tags", "custom_fields", "language"},
+     "requester": {"email", "name"},
+     "message": {"id", "text", "author_role"},
+     "occurred_at": "2025-11-25T10:00:00Z"}
+
+Only ``type`` and ``ticket.id`` are required; this is our format, so wrong types are refused
+(400 naming the field) rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any, ClassVar, get_args
+
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError
+
+from integrations.base import (
+    AuthorRole,
+    EventType,
+    Handshake,
+    InboundRequest,
+    PayloadError,
+    SignatureError,
+    TicketEvent,
+    body_hash_key,
+    register,
+)
+from integrations.signing import check_window, decode_base64, equals, require_any
+
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+
+_TYPES: tuple[EventType, ...] = ("ticket.created", "message.created", "ticket.updated")
+_ROLES: tuple[AuthorRole, ...] = tuple(role for role in get_args(AuthorRole) if role != "unknown")
+_MAX_ID = 100  # the inbox stores ticket ids in 100 characters
+_MAX_KEY = 128
+
+
+class GenericAdapter:
+    """Rebound's own webhook format, for systems without a dedicated adapter."""
+
+    kind: ClassVar[str] = "generic"
+    #: A Standard Webhooks secret, ``whsec_`` followed by base64 (Rebound generates one).
+    secret_names: ClassVar[Sequence[str]] = ("signing_secret",)
+
+    def verify(self, request: InboundRequest, secrets: Sequence[str], now: datetime) -> None:
+        msg_id = request.header(ID_HEADER)
+        stamp = request.header(TIMESTAMP_HEADER)
+        header = request.header(SIGNATURE_HEADER)
+        if not (msg_id and stamp and header):
+            raise SignatureError("Missing webhook-id, webhook-timestamp or webhook-signature header.")
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            raise SignatureError("webhook-timestamp is not a Unix timestamp in seconds.")
+        sent_at = datetime.fromtimestamp(int(stamp), tz=timezone.utc)
+        check_window(sent_at, now)
+        try:
+            text = request.body.decode("utf-8")  # the package signs text, as the specification's senders do
+        except UnicodeDecodeError:
+            raise SignatureError("The body is not UTF-8, so no Standard Webhooks signature fits it.") from None
+        # "v1,<base64>" entries separated by spaces; other versions (e.g. v1a) are not ours to check.
+        given = [signature for version, _, value in (entry.partition(",") for entry in header.split())
+                 if version == "v1" and (signature := decode_base64(value)) is not None]
+        if not given:
+            raise SignatureError("webhook-signature has no v1 signature.")
+
+        def matches(secret: str) -> bool:
+            expected = _expected(secret, msg_id, sent_at, text)
+            return expected is not None and any(equals(expected, signature) for signature in given)
+
+        require_any(secrets, matches, "Standard Webhooks")
+
+    def handshake(self, request: InboundRequest, secrets: Sequence[str]) -> Handshake | None:
+        return None
+
+    def delivery_key(self, request: InboundRequest) -> str:
+        """``webhook-id``: the specification keeps it across retries of one message."""
+        return _message_id(request) or body_hash_key(request)
+
+    def parse(self, request: InboundRequest) -> TicketEvent:
+        try:
+            data = request.json()
+        except RecursionError:  # json.loads gives up on very deep nesting with RecursionError
+            raise PayloadError("The body is nested too deeply.", "body") from None
+        if not isinstance(data, dict):
+            raise PayloadError("The body is not a JSON object.", "body")
+        event_type = data.get("type")
+        if event_type not in _TYPES:
+            raise PayloadError(f"type must be one of {', '.join(_TYPES)}.", "type")
+        ticket = _section(data, "ticket", required=True)
+        requester = _section(data, "requester")
+        message = _section(data, "message")
+
+        ticket_id = _string(ticket, "id", "ticket.id", ids=True)
+        if ticket_id is None:
+            raise PayloadError("ticket.id is required.", "ticket.id")
+        role = message.get("author_role", "unknown")
+        if role is not None and role not in _ROLES and role != "unknown":
+            raise PayloadError(f"message.author_role must be one of {', '.join(_ROLES)}.", "message.author_role")
+        text = _string(message, "text", "message.text")
+        return TicketEvent(
+            provider=self.kind,
+            ticket_id=ticket_id,
+            event_type=event_type,
+            ticket_url=_url(ticket),
+            requester_email=_string(requester, "email", "requester.email"),
+            requester_name=_string(requester, "name", "requester.name"),
+            subject=_string(ticket, "subject", "ticket.subject"),
+            message=text,
+            message_id=_string(message, "id", "message.id", ids=True),
+            author_role=role or "unknown",
+            tags=_tags(ticket.get("tags")),
+            custom_fields=_custom_fields(ticket.get("custom_fields")),
+            language=_string(ticket, "language", "ticket.language"),
+            occurred_at=_occurred_at(data.get("occurred_at")),
+            external_event_id=_message_id(request),
+        )
+
+    def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
+        """Standard Webhooks headers for ``body``, signed by the ``standardwebhooks`` package."""
+        # The package stamps ``now.replace(tzinfo=utc)``: give it UTC, or another offset shifts it.
+        moment = now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        try:
+            webhook = Webhook(secret)
+        except (ValueError, EmptyWebhookSecretError):
+            # Not a whsec_ key (tests sign with wrong secrets): sign with its raw bytes, which
+            # verify() never accepts, rather than fail to produce a request at all.
+            webhook = Webhook(secret.encode() or b"\0")
+        signature = webhook.sign(delivery_id, moment, body.decode("utf-8", "replace"))
+        return {
+            "Content-Type": "application/json",
+            "webhook-id": delivery_id,
+            "webhook-timestamp": str(int(moment.timestamp())),
+            "webhook-signature": signature,
+        }
+
+    def sample(self) -> bytes:
+        """A new ticket in which a customer asks to return an item, in the documented format."""
+        payload = {
+            "type": "ticket.created",
+            "ticket": {
+                "id": "T-5012",
+                "url": "https://support.outfitters.example/tickets/T-5012",
+                "subject": "Return for order #1001",
+                "tags": ["returns", "web"],
+                "custom_fields": {"order_number": "1001", "channel": "email"},
+                "language": "en",
+            },
+            "requester": {"email": "dana.whitfield@example.com", "name": "Dana Whitfield"},
+            "message": {
+                "id": "M-88231",
+                "text": "Hi, I'd like to return the hiking boots from order #1001 - they are a size too small. "
+                        "Can you send me a return label?\n\nThanks,\nDana",
+                "author_role": "customer",
+            },
+            "occurred_at": "2025-11-25T10:00:00Z",
+        }
+        return json.dumps(payload, indent=2).encode()
+
+
+def _message_id(request: InboundRequest) -> str | None:
+    msg_id = (request.header(ID_HEADER) or "").strip()
+    return msg_id if msg_id and len(msg_id) <= _MAX_KEY and msg_id.isprintable() else None
+
+
+def _expected(secret: str, msg_id: str, sent_at: datetime, text: str) -> bytes | None:
+    """The v1 signature for this secret, or None when the secret is not a valid whsec_ key."""
+    try:
+        version_and_signature = Webhook(secret).sign(msg_id, sent_at, text)
+    except (ValueError, binascii.Error, EmptyWebhookSecretError, RuntimeError, UnicodeError):
+        return None  # a misconfigured secret must not turn a signature check into a 500
+    return decode_base64(version_and_signature.partition(",")[2])
+
+
+def _section(data: dict[str, Any], name: str, required: bool = False) -> dict[str, Any]:
+    value = data.get(name)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{name} must be an object.", name)
+    return value
+
+
+def _string(section: dict[str, Any], key: str, field: str, ids: bool = False) -> str | None:
+    """A trimmed string (ids may be integers too); None when absent or blank."""
+    value = section.get(key)
+    if value is None:
+        return None
+    if ids and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise PayloadError(f"{field} must be a string.", field)
+    if ids and len(value.strip()) > _MAX_ID:
+        raise PayloadError(f"{field} is longer than {_MAX_ID} characters.", field)
+    return value.strip() or None
+
+
+def _url(ticket: dict[str, Any]) -> str | None:
+    url = _string(ticket, "url", "ticket.url")
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise PayloadError("ticket.url must be an http(s) URL.", "ticket.url")
+    return url
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        raise PayloadError("ticket.tags must be a list of strings.", "ticket.tags")
+    return tuple(dict.fromkeys(tag.strip() for tag in value if tag.strip()))
+
+
+def _custom_fields(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError("ticket.custom_fields must be an object.", "ticket.custom_fields")
+    fields: dict[str, str] = {}
+    for key, item in value.items():
+        if item is None:
+            continue
+        if isinstance(item, bool):
+            fields[key] = "true" if item else "false"
+        elif isinstance(item, (str, int, float)):
+            fields[key] = str(item).strip()
+        else:
+            raise PayloadError(f"ticket.custom_fields.{key} must be a string, number or boolean.",
+                               "ticket.custom_fields")
+    return fields
+
+
+def _occurred_at(value: Any) -> datetime | None:
+    """RFC 3339 with an offset; a time without one is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00")) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise PayloadError("occurred_at must be an ISO 8601 date and time.", "occurred_at")
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+register(GenericAdapter())

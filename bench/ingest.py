@@ -208,18 +208,21 @@ def build_deliveries(count: int, orders: Sequence[BenchOrder], rng: random.Rando
     ``orders`` (so ``orders`` needs one order per return request)."""
     kinds, weights = zip(*MIX)
     plan = rng.choices(kinds, weights, k=count)
-    now = datetime.now(timezone.utc)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    first = datetime.now(timezone.utc) - timedelta(milliseconds=count)
     returns: list[tuple[int, str, BenchOrder]] = []  # (position, ticket id, order) of the return requests so far
     next_order = 0
+    eligible = 0  # returns[:eligible] were sent at least FOLLOW_UP_DISTANCE deliveries ago
     deliveries = []
     for i, kind in enumerate(plan):
+        # Every delivery is a different moment (millisecond resolution): no two bodies are equal.
+        stamp = (first + timedelta(milliseconds=i)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         ticket = str(first_ticket + i)
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         email = f"{name.lower().replace(' ', '.')}.{first_ticket + i}@mail.example"
         product = rng.choice(PRODUCTS)
-        earlier = [r for r in returns[-2000:] if r[0] <= i - FOLLOW_UP_DISTANCE]
-        if kind == "follow_up" and not earlier:
+        while eligible < len(returns) and returns[eligible][0] <= i - FOLLOW_UP_DISTANCE:
+            eligible += 1
+        if kind == "follow_up" and not eligible:
             kind = "question"
         if kind == "return" and next_order >= len(orders):
             kind = "return_unknown_order"
@@ -241,7 +244,7 @@ def build_deliveries(count: int, orders: Sequence[BenchOrder], rng: random.Rando
             text = rng.choice(AGENT_TEXTS).format(name=name.split()[0])
             payload = trigger_body(ticket, "updated", "Agent", text, "Re: your order", email, name, stamp)
         elif kind == "follow_up":
-            _, ticket, order = rng.choice(earlier)
+            _, ticket, order = returns[rng.randrange(max(0, eligible - 2000), eligible)]
             sku, title = order.lines[0]
             text = rng.choice(FOLLOW_UP_TEXTS).format(title=title, order=order.number, name=order.name)
             payload = trigger_body(ticket, "updated", "End-user", text, "Re: Return request", order.email, order.name,
@@ -250,6 +253,8 @@ def build_deliveries(count: int, orders: Sequence[BenchOrder], rng: random.Rando
             payload = event_body(ticket, rng.choice(EVENT_TYPES), rng.choice(EVENT_SUBJECTS), rng, stamp)
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         deliveries.append(Delivery(f"{tag}-{uuid.UUID(int=rng.getrandbits(128), version=4)}", kind, ticket, body))
+    if len({d.invocation_id for d in deliveries}) != count or len({d.body for d in deliveries}) != count:
+        raise RuntimeError("the generated deliveries are not all distinct")
     return deliveries
 
 
@@ -544,6 +549,7 @@ def run_wrk(wrk: str, name: str, port: int, prefix: Path, threads: int, connecti
 class Profile:
     requests: int
     mean_ms: float
+    cpu_ms: float  # CPU time of this Python process per request; the rest of mean_ms is waiting on PostgreSQL
     steps_ms: dict[str, float]
     sql_per_request: float
     commits_per_request: float
@@ -624,11 +630,11 @@ def profile_in_process(database_url: str, setup: Setup, count: int, rng: random.
         steps.clear()
         statements = commits = 0
         measured = deliveries[100:100 + count]
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for delivery in measured:
             status, outcome = send(delivery)
             statuses[f"{status} {outcome}"] += 1
-        total = time.perf_counter() - start
+        total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         sql_count, commit_count = statements, commits
     finally:
         webhooks.find_by_key = originals["find_by_key"]
@@ -657,8 +663,8 @@ def profile_in_process(database_url: str, setup: Setup, count: int, rng: random.
     stats.sort_stats("tottime").print_stats(25)
     with app.app_context():
         db.engine.dispose()
-    return Profile(count, total * 1000 / count, steps_ms, sql_count / count, commit_count / count, dict(statuses),
-                   text.getvalue())
+    return Profile(count, total * 1000 / count, cpu * 1000 / count, steps_ms, sql_count / count,
+                   commit_count / count, dict(statuses), text.getvalue())
 
 
 # ---- report ----------------------------------------------------------------------------------
@@ -696,6 +702,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="distinct deliveries to sign for the ingest run (default: sized from the bare rate)")
     parser.add_argument("--gunicorn-options", default=None,
                         help="gunicorn options instead of the README's (to compare settings; --bind is added)")
+    parser.add_argument("--app", default="bench.bare_app:app",
+                        help="WSGI app to serve (default: bench.bare_app:app); a variant must keep POST /bench/bare")
     parser.add_argument("--settle-seconds", type=float, default=60.0,
                         help="longest wait for requests still in flight after wrk stops (default: 60)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
@@ -729,7 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Database {database_name(url)}: dropping, creating, migrating; tenant and Zendesk integration", flush=True)
     setup = prepare_database(url)
     files = Path(tempfile.mkdtemp(prefix="ingest-", dir=RESULTS_DIR))
-    server = Server("bench.bare_app:app", options, production_env(url, setup.encryption_key),
+    server = Server(args.app, options, production_env(url, setup.encryption_key),
                     RESULTS_DIR / "ingest-gunicorn.log")
     host = f"127.0.0.1:{server.port}"
     webhook_path = f"/webhooks/{setup.public_key}"
@@ -774,6 +782,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({', '.join(f'{k} {v:,}' for k, v in kinds.most_common())})", flush=True)
 
         print(f"Webhook: {threads} wrk threads, {connections} connections, {seconds} s", flush=True)
+        signature_lead = (datetime.now(timezone.utc) - signed_at).total_seconds()
         ingest = run_wrk(wrk, "POST /webhooks/<key> (Zendesk)", server.port, files / "ingest", threads, connections,
                          seconds, RESULTS_DIR / "ingest-wrk-webhook.txt")
         signature_age = (datetime.now(timezone.utc) - signed_at).total_seconds()
@@ -829,6 +838,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Stored events {len(new & sent_keys):,} = distinct deliveries sent {len(sent_keys):,}: "
           f"{'OK' if exact else 'MISMATCH'} (answered 2xx {completed_new:,}, in flight at the stop {in_flight:,}, "
           f"lost {len(lost):,}, unexpected {len(unexpected):,}, doubled {doubled:,}, replayed {ingest.replayed:,})")
+    print(f"Signatures made {signature_lead:.1f} s before the run started, {signature_age:.1f} s old at its end "
+          f"(Zendesk's window: 300 s); all {count:,} signed deliveries distinct (invocation id and body)")
     print(f"Inbox after {waited:.1f} s: {', '.join(f'{k} {v:,}' for k, v in inbox.by_status.items()) or 'empty'}; "
           f"outcomes {', '.join(f'{k} {v:,}' for k, v in inbox.by_outcome.items()) or '-'}")
     print(f"Cases opened by the run {inbox.cases_from_run:,} (return requests sent {sent_kinds['return']:,}); "
@@ -851,7 +862,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes.append(f"wrk ran out of deliveries and resent {ingest.replayed:,} (use --deliveries)")
     if profile is not None:
         print()
-        print(f"In-process profile, {profile.requests:,} deliveries: {profile.mean_ms:.2f} ms per request, "
+        print(f"In-process profile, {profile.requests:,} deliveries one after the other: {profile.mean_ms:.2f} ms per "
+              f"request, of which {profile.cpu_ms:.2f} ms Python CPU (the rest waits on PostgreSQL); "
               f"{profile.sql_per_request:.1f} SQL statements and {profile.commits_per_request:.1f} commits per request")
         for name, ms in profile.steps_ms.items():
             print(f"  {name:<50} {ms:6.2f} ms  {ms / profile.mean_ms:6.1%}")
@@ -876,7 +888,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "meets": {"ratio": ratio >= RATIO_TARGET, "p99": p99 <= P99_TARGET_MS, "stored_equals_sent": exact},
         "deliveries": {"signed": count, "mix_signed": dict(kinds), "mix_sent": dict(sent_kinds),
                        "sent_distinct": len(sent_keys), "replayed": ingest.replayed,
-                       "signature_age_at_end_s": round(signature_age, 1)},
+                       "signature_lead_s": round(signature_lead, 1), "signature_age_at_end_s": round(signature_age, 1)},
         "accounting": {"stored_from_run": len(new & sent_keys), "answered_2xx_new": completed_new,
                        "in_flight_at_stop": in_flight, "lost": len(lost), "unexpected": len(unexpected),
                        "doubled": doubled, "settle_seconds": round(waited, 1), "still_open": still_open},

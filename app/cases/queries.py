@@ -71,7 +71,7 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, value = raw.split(":", 1)
         case_id = int(value)
-        if prefix != "c" or not 0 < case_id < 2**63:
+        if prefix != "c" or not 0 < case_id < 2**31:  # ids are 32-bit integers
             raise ValueError(raw)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValidationFailed("Invalid cursor.", {"fields": {"cursor": ["Use the next_cursor of a previous page."]}}) from None

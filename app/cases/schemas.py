@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, field_validator, model_validator
+from pydantic import EmailStr, Field, ValidationInfo, field_validator, model_validator
 
 from app.orders.schemas import Sku, UnitPrice
 from app.validation import Schema
@@ -24,7 +24,7 @@ ReceptionOutcome = Literal["received", "wrong_item", "missing"]
 Grade = Annotated[str, Field(pattern=r"^[A-Za-z0-9_+-]{1,16}$", description="Condition grade, e.g. A, B, C, damaged.")]
 Reason = Annotated[str, Field(min_length=3, max_length=2000)]
 Text = Annotated[str, Field(max_length=5000)]
-Quantity = Annotated[int, Field(ge=0, le=100_000)]
+Quantity = Annotated[int, Field(strict=True, ge=0, le=100_000)]
 LineId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
@@ -49,7 +49,7 @@ class CaseLineIn(Schema):
 
     order_number: str | None = Field(default=None, min_length=1, max_length=64)
     sku: Sku
-    quantity: int = Field(ge=1, le=100_000)
+    quantity: int = Field(strict=True, ge=1, le=100_000)
     reason_code: str | None = Field(default=None, max_length=64)
     comment: Text | None = None
     resolution_preference: ResolutionKind | None = None
@@ -174,6 +174,13 @@ class ResolveIn(ActionIn):
         default=None, description="Price of the replacement item, for exchanges."
     )
     reason: Reason | None = Field(default=None, description="Required for an option the policy did not offer.")
+
+    @field_validator("exchange_value")
+    @classmethod
+    def _exchange_value_only_for_exchanges(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        if value is not None and info.data.get("kind") != "exchange":
+            raise ValueError("exchange_value is only for kind 'exchange'")
+        return value
 
 
 class SettleIn(ActionIn):

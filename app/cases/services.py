@@ -696,13 +696,20 @@ def upsert_reason_code(tenant: Tenant, data: schemas.ReasonCodeIn) -> ReasonCode
 
     :raise ValidationFailed: (422) unknown parent, or a parent that is itself a child.
     """
+    reason = db.session.scalar(sa.select(ReasonCode).where(ReasonCode.tenant_id == tenant.id, ReasonCode.code == data.code))
     parent = None
     if data.parent:
         parent = db.session.scalar(sa.select(ReasonCode).where(ReasonCode.tenant_id == tenant.id, ReasonCode.code == data.parent))
-        if parent is None or parent.parent_id is not None:
-            raise ValidationFailed("Reason codes have two levels.", {"fields": {"parent": [
-                f"{data.parent!r} is not a top-level reason code."]}})
-    reason = db.session.scalar(sa.select(ReasonCode).where(ReasonCode.tenant_id == tenant.id, ReasonCode.code == data.code))
+        problem = None
+        if data.parent == data.code:
+            problem = "A reason code cannot be its own parent."
+        elif parent is None or parent.parent_id is not None:
+            problem = f"{data.parent!r} is not a top-level reason code."
+        elif reason is not None and db.session.scalar(
+                sa.select(sa.func.count(ReasonCode.id)).where(ReasonCode.parent_id == reason.id)):
+            problem = f"{data.code!r} has sub-reasons of its own, so it cannot become one (two levels only)."
+        if problem:
+            raise ValidationFailed("Reason codes have two levels.", {"fields": {"parent": [problem]}})
     if reason is None:
         reason = ReasonCode(tenant_id=tenant.id, code=data.code)
         db.session.add(reason)

@@ -30,7 +30,7 @@ class CustomerIn(Schema):
 class OrderLineIn(Schema):
     sku: Sku
     title: str = Field(min_length=1, max_length=300)
-    quantity: int = Field(ge=1, le=100_000)
+    quantity: int = Field(strict=True, ge=1, le=100_000)
     unit_price: UnitPrice = Field(description="Price actually paid per unit, after discounts.")
     category: str | None = Field(default=None, max_length=100)
     tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
@@ -38,7 +38,8 @@ class OrderLineIn(Schema):
 
 
 class OrderUpsert(Schema):
-    number: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9#._/-]+$")
+    # No "/": the number is a path segment of GET /orders/{number}.
+    number: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9#._-]+$")
     currency: Currency
     ordered_on: BusinessDate
     delivered_on: BusinessDate | None = None

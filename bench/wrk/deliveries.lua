@@ -12,7 +12,7 @@
 -- delivery (answered 200 "duplicate", stored nothing); bench/ingest.py writes enough
 -- deliveries that it should not happen. The bare endpoint stores nothing, so its list may cycle.
 --
--- done() prints one line "WRK_RESULT key=value ..." with wrk's summary, exact latency
+-- done() prints one line "WRK_RESULT key=value ..." with wrk's summary, its latency
 -- percentiles (microseconds) and the per-thread counters summed: requests generated, replays,
 -- responses by status and, from the webhook's JSON answer, by inbox status (processed, ignored,
 -- failed, queued, duplicate).

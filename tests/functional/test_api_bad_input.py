@@ -441,9 +441,6 @@ def test_invalid_cursor_is_422(api, cursor):
     assert_fields(api.get("/cases", query_string={"cursor": cursor}), "cursor")
 
 
-@pytest.mark.xfail(database_kind() == "postgresql", strict=True,
-                   reason="BUG (app/cases/queries.py decode_cursor): ids below 2**63 pass, but cases.id is a "
-                          "32-bit integer on PostgreSQL, so the comparison fails with a 500")
 def test_cursor_beyond_any_case_id_is_not_a_server_error(api):
     """A well-formed cursor past any id the API can hand out is an empty page or a 422, never a 500."""
     cursor = base64.urlsafe_b64encode(b"c:9223372036854775807").decode().rstrip("=")
@@ -605,8 +602,6 @@ def test_exchange_value_for_a_preview_that_is_not_an_exchange_is_422(api, order,
                    query_string={"kind": "exchange", "exchange_value": "413"}).status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (app/cases/schemas.py ResolveIn / services._resolve): exchange_value "
-                                       "with a kind other than exchange raises ValueError in money, a 500")
 def test_resolve_with_exchange_value_for_a_refund_is_422(app, api, order):
     """Resolving as a refund with an exchange_value is a 422 on ``exchange_value``; no settlement is stored."""
     case = api.post("/cases", json=case_payload()).json

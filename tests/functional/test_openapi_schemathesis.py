@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
@@ -90,16 +90,6 @@ def test_real_numbers_get_documented_200s(app, api, seeded):
         case.validate_response(response, checks=CHECKS)
 
 
-def _known_bug(case) -> bool:
-    """Inputs that hit a reported bug outside the API layer; remove when it is fixed.
-
-    POST /reason-codes with {"code": X, "parent": X} for an existing top-level X is a 500
-    (CircularDependencyError in app/cases/services.py upsert_reason_code).
-    """
-    body = case.body if isinstance(case.body, dict) else {}
-    return case.path == "/reason-codes" and body.get("parent") is not None and body.get("parent") == body.get("code")
-
-
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_generated_requests_get_no_5xx_and_only_documented_responses(app, api, seeded, method, path):
     """Generated valid and invalid requests never get a 5xx, and every response matches the document."""
@@ -127,7 +117,6 @@ def _fuzz(strategy, token: str, examples: int) -> Counter[int]:
     @given(case=strategy)
     @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def run(case) -> None:
-        assume(not _known_bug(case))
         response = case.call(headers={"Authorization": f"Bearer {token}"})
         statuses[response.status_code] += 1
         case.validate_response(response, checks=CHECKS)

@@ -175,7 +175,7 @@ def _deletes(word: str) -> set[str]:
 
 
 def _build_typo_index() -> dict[str, str]:
-    index: dict[str, str] = {}
+    index: dict[str, str] = {word: word for word in _TYPO_WORDS}
     for word in _TYPO_WORDS:
         for variant in _deletes(word):
             index.setdefault(variant, word)
@@ -372,8 +372,8 @@ def guess_language(text: str, hint: str | None = None) -> str | None:
 _ORDER_VALUE = (r"((?:[A-Z]{1,5}-)?[A-Z]{0,3}\d{3,}(?:-[A-Z0-9]+)*)"
                 r"(?![\w-]|[.,/:]\d|\s*(?:€|eur\b|euro|usd|\$|£|gbp|chf|%|x\b|pcs|pieces|items|units|"
                 r"st(?:ü|u)ck|stk|unidades|piezas|stuks|pezzi|pi[eè]ces|articles?\b|cm\b|mm\b|kg\b))")
-_ORDER_FILLER = (r"(?:\s*(?:(?:n\.?\s*[°ºo]\.?|nr\.?|nro\.?|num\.?|number|nummer|num[eé]ro|n[uú]mero|"
-                 r"is|ist|lautet|est(?:\s+le)?|es|[eè]|was|war|id|ref\.?)(?![\w-])|[#:=(]|-(?!\w)))*\s*#?\s*")
+_ORDER_FILLER = (r"(?:\s*(?:n\.?\s*[°º]\.?|n\.|(?:no\.?|nr\.?|nro\.?|num\.?|number|nummer|num[eé]ro|n[uú]mero|"
+                 r"is|ist|lautet|est(?:\s+le)?|es|[eè]|was|war|id|ref\.?)(?![a-z-])|[#:=(]|-(?!\w)))*\s*#?\s*")
 DEFAULT_ORDER_PATTERNS: tuple[str, ...] = (
     # "#1001", "#AB-12345" (not an HTML entity "&#1234;")
     r"(?i)(?<![\w&#])#\s?((?:[A-Z]{1,5}-)?\d{4,}(?:-[A-Z0-9]+)*)(?![\w-]|[.,]\d)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -24,12 +24,12 @@ from app.connectors.models import Integration
 from app.connectors.schemas import IntakeSettings, IntegrationSettings
 from app.errors import AppError
 from app.extensions import db, utcnow
+from app.intake.detect import (
+    DEFAULT_ORDER_PATTERNS, Intent, detect_intent, extract_order_numbers, extract_quantity, extract_skus,
+)
 from app.intake.models import Suggestion
 from app.orders.models import Customer, Order
 from app.tenants.models import Tenant
-
-if TYPE_CHECKING:
-    from app.intake.detect import Intent
 from integrations.base import TicketEvent
 
 Outcome = Literal["appended", "case_created", "suggested", "ignored"]
@@ -144,8 +144,6 @@ def _orders_for(tenant: Tenant, numbers: list[str], email: str | None) -> tuple[
 def draft_case(tenant: Tenant, integration: Integration | None, event: TicketEvent, intent: Intent,
                settings: IntakeSettings, channel: str) -> Draft:
     """A CaseCreate-shaped proposal from the ticket: order, lines, quantity, reason, customer."""
-    from app.intake.detect import DEFAULT_ORDER_PATTERNS, extract_order_numbers, extract_quantity, extract_skus
-
     text = "\n".join(part for part in (event.subject, event.message) if part)
     numbers = extract_order_numbers(text, list(settings.order_number_patterns) + list(DEFAULT_ORDER_PATTERNS))
     field = IntegrationSettings.model_validate(integration.settings or {}).order_number_field if integration else None
@@ -221,8 +219,6 @@ def handle_ticket_event(tenant: Tenant, integration: Integration | None, event: 
         return IntakeResult("ignored", "Written by an agent or the system, not the customer.")
     if not (event.message or event.subject):
         return IntakeResult("ignored", "No text to read.")
-
-    from app.intake.detect import detect_intent
 
     intent = detect_intent(event.message or "", subject=event.subject, language_hint=event.language)
     settings = intake_settings(tenant, integration)

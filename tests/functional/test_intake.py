@@ -105,7 +105,7 @@ def test_thresholds_are_a_tenant_setting(api, client, zendesk):
 def test_a_question_that_is_not_a_return_is_ignored(api, client, zendesk):
     """'Where is my parcel?' creates neither a case nor a suggestion."""
     key, secret, _ = zendesk
-    _send(client, key, secret, _trigger_body("4715", "Hi, when will my order #1001 ship? Thanks"), "inv-6")
+    _send(client, key, secret, _trigger_body("4715", "Hi, when will my order #1001 ship? Thanks", subject="Shipping"), "inv-6")
     assert api.get("/cases").json["items"] == []
     assert api.get("/suggestions").json["items"] == []
     assert api.get("/inbound-events").json["items"][0]["status"] == "ignored"

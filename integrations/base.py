@@ -162,6 +162,16 @@ def body_hash_key(request: InboundRequest) -> str:
     return "sha256:" + hashlib.sha256(request.body).hexdigest()
 
 
+MAX_DELIVERY_ID = 128
+
+
+def key_from_id(value: str | None) -> str | None:
+    """A helpdesk's delivery or event id fit to be a delivery key: trimmed, printable and at most
+    ``MAX_DELIVERY_ID`` characters; None otherwise (the caller falls back to ``body_hash_key``)."""
+    value = (value or "").strip()
+    return value if value and len(value) <= MAX_DELIVERY_ID and value.isprintable() else None
+
+
 _REGISTRY: dict[str, WebhookAdapter] = {}
 _MODULES = ("zendesk", "gorgias", "freshdesk", "helpscout", "front", "intercom", "zammad", "chatwoot", "generic")
 

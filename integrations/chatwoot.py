@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, ClassVar
 
 from integrations.base import (
@@ -35,14 +35,26 @@ from integrations.base import (
     Handshake,
     InboundRequest,
     PayloadError,
-    SignatureError,
     TicketEvent,
     body_hash_key,
+    key_from_id,
     register,
 )
-from integrations.signing import check_window, decode_hex, equals, hmac_digest, parse_unix_seconds, require_any
+from integrations.payload import (
+    MAX_ID,
+    as_object,
+    custom_fields,
+    json_object,
+    peek_object,
+    required_id,
+    text,
+    timestamp,
+    unique_texts,
+    utc,
+)
+from integrations.signing import check_window, parse_unix_time, prefixed_hex, read_prefixed_hex, require_hmac
 
-SIGNATURE_HEADER = "x-chatwoot-signature"
+SIGNATURE_HEADER = "X-Chatwoot-Signature"
 TIMESTAMP_HEADER = "x-chatwoot-timestamp"
 DELIVERY_HEADER = "x-chatwoot-delivery"
 
@@ -56,8 +68,7 @@ _ROLES: dict[str, AuthorRole] = {
     "contact": "customer", "user": "agent", "agent_bot": "system", "captain_assistant": "system",
 }
 _INCOMING = ("incoming", 0)  # a message's type in message events, and in a conversation's ``messages``
-_MAX_ID = 100  # the inbox stores ticket ids in 100 characters
-_MAX_KEY = 128
+_CONVERSATION_ID = "Chatwoot conversation id"
 
 
 class ChatwootAdapter:
@@ -68,19 +79,11 @@ class ChatwootAdapter:
     secret_names: ClassVar[Sequence[str]] = ("signing_secret",)
 
     def verify(self, request: InboundRequest, secrets: Sequence[str], now: datetime) -> None:
-        header = request.header(SIGNATURE_HEADER)
-        if not header:
-            raise SignatureError("Missing X-Chatwoot-Signature header (Chatwoot signs from 4.11.2 on).")
-        algorithm, _, digest = header.partition("=")
-        given = decode_hex(digest) if algorithm.strip().lower() == "sha256" else None
-        if given is None:
-            raise SignatureError("X-Chatwoot-Signature is not sha256=<hex>.")
-        stamp = request.header(TIMESTAMP_HEADER)
-        if not stamp or not stamp.isascii():
-            raise SignatureError("Missing or malformed X-Chatwoot-Timestamp header.")
-        check_window(parse_unix_seconds(stamp, "X-Chatwoot-Timestamp"), now)
+        given = read_prefixed_hex(request, SIGNATURE_HEADER, "sha256", "Chatwoot signs from 4.11.2 on")
+        stamp = request.header(TIMESTAMP_HEADER) or ""
+        check_window(parse_unix_time(stamp, "X-Chatwoot-Timestamp"), now)
         message = stamp.encode() + b"." + request.body  # the header text is signed as sent
-        require_any(secrets, lambda secret: equals(hmac_digest("sha256", secret, message), given), "Chatwoot")
+        require_hmac(secrets, "sha256", message, given, "Chatwoot")
 
     def handshake(self, request: InboundRequest, secrets: Sequence[str]) -> Handshake | None:
         return None  # Chatwoot validates nothing when a webhook is saved
@@ -88,22 +91,17 @@ class ChatwootAdapter:
     def delivery_key(self, request: InboundRequest) -> str:
         """``X-Chatwoot-Delivery``; without it, the event and object id of a ``*_created`` event
         (each object is created once), else the body hash."""
-        delivery = (request.header(DELIVERY_HEADER) or "").strip()
-        if delivery and len(delivery) <= _MAX_KEY and delivery.isprintable():
+        if delivery := key_from_id(request.header(DELIVERY_HEADER)):
             return delivery
-        try:
-            data = json.loads(request.body)
-        except (ValueError, RecursionError):
-            return body_hash_key(request)
-        if isinstance(data, dict):
-            event, ident = _text_of(data.get("event")), _text_of(data.get("id"))
-            if event and ident and event.endswith("_created") and len(event) + len(ident) < _MAX_KEY:
-                return f"{event}:{ident}"
+        data = peek_object(request) or {}
+        event, ident = text(data.get("event")), text(data.get("id"))
+        if event and ident and event.endswith("_created"):
+            return key_from_id(f"{event}:{ident}") or body_hash_key(request)
         return body_hash_key(request)
 
     def parse(self, request: InboundRequest) -> TicketEvent:
-        data = _load(request)
-        event = _text_of(data.get("event"))
+        data = json_object(request)
+        event = text(data.get("event"))
         if event is None:
             raise PayloadError("The Chatwoot payload has no event.", "event")
 
@@ -111,62 +109,62 @@ class ChatwootAdapter:
             conversation = data.get("conversation")
             if not isinstance(conversation, dict):
                 raise PayloadError("The Chatwoot message has no conversation.", "conversation")
-            ticket_id = _required_id(conversation.get("id"), "conversation.id")
-            sender = _object(data.get("sender"))
+            ticket_id = required_id(conversation.get("id"), "conversation.id", _CONVERSATION_ID)
+            sender = as_object(data.get("sender"))
             incoming = data.get("message_type") in _INCOMING
             # An incoming message comes from the contact whatever the sender object says.
             role: AuthorRole = "customer" if incoming else _ROLES.get(str(sender.get("type")), "unknown")
             customer_said = incoming and data.get("private") is not True
             event_type: EventType = "message.created" if event == "message_created" and customer_said else "other"
-            meta = _object(conversation.get("meta"))
-            contact = sender if sender.get("type") == "contact" else _object(meta.get("sender"))
+            meta = as_object(conversation.get("meta"))
+            contact = sender if sender.get("type") == "contact" else as_object(meta.get("sender"))
             message, message_id = (data.get("content"), data.get("id")) if customer_said else (None, None)
-            occurred_at = _when(data.get("created_at"))
-            account_id = _object(data.get("account")).get("id")
+            occurred_at = timestamp(data.get("created_at"))
+            account_id = as_object(data.get("account")).get("id")
         elif event in _CONVERSATION_EVENTS:
             conversation = data
-            ticket_id = _required_id(conversation.get("id"), "id")
+            ticket_id = required_id(conversation.get("id"), "id", _CONVERSATION_ID)
             event_type = _CONVERSATION_EVENTS[event]
-            contact = _object(_object(conversation.get("meta")).get("sender"))
+            contact = as_object(as_object(conversation.get("meta")).get("sender"))
             # A new conversation carries its first message: the customer's request, usually.
             first = _first_message(conversation) if event == "conversation_created" else {}
             role = "customer" if first else "unknown"
             message, message_id = first.get("content"), first.get("id")
-            occurred_at = _when(conversation.get("created_at" if event == "conversation_created" else "updated_at"))
+            occurred_at = timestamp(conversation.get("created_at" if event == "conversation_created" else "updated_at"))
             account_id = conversation.get("account_id") or first.get("account_id")
         else:
             # Contacts, typing, widget events…: nothing intake opens a case from.
-            reference = _text_of(_object(data.get("conversation")).get("id")) or ""
-            return TicketEvent(provider=self.kind, ticket_id=reference if len(reference) <= _MAX_ID else "",
-                               event_type="other", occurred_at=_when(data.get("created_at")))
+            reference = text(as_object(data.get("conversation")).get("id")) or ""
+            return TicketEvent(provider=self.kind, ticket_id=reference if len(reference) <= MAX_ID else "",
+                               event_type="other", occurred_at=timestamp(data.get("created_at")))
 
-        text = _text_of(message)
-        attributes = _object(conversation.get("additional_attributes"))
+        said = text(message)
+        attributes = as_object(conversation.get("additional_attributes"))
         return TicketEvent(
             provider=self.kind,
             ticket_id=ticket_id,
             event_type=event_type,
-            requester_email=_text_of(contact.get("email")),
-            requester_name=_text_of(contact.get("name")),
-            requester_id=_text_of(contact.get("id")),
-            subject=_text_of(attributes.get("mail_subject")),  # email inboxes only [S]
-            message=text,
-            message_id=_text_of(message_id) if text else None,
+            requester_email=text(contact.get("email")),
+            requester_name=text(contact.get("name")),
+            requester_id=text(contact.get("id")),
+            subject=text(attributes.get("mail_subject")),  # email inboxes only [S]
+            message=said,
+            message_id=text(message_id) if said else None,
             author_role=role,
             tags=_labels(conversation.get("labels")),
-            custom_fields=_custom_fields(conversation.get("custom_attributes"),
-                                         chatwoot_account_id=account_id or _object(data.get("account")).get("id")),
+            custom_fields=custom_fields(conversation.get("custom_attributes"),
+                                        chatwoot_account_id=account_id or as_object(data.get("account")).get("id")),
             language=_language(attributes.get("browser_language")),
-            occurred_at=occurred_at or _when(conversation.get("timestamp")),
+            occurred_at=occurred_at or timestamp(conversation.get("timestamp")),
         )
 
     def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
-        stamp = str(int(now.timestamp()))
+        stamp = str(int(utc(now).timestamp()))
         return {
             "Content-Type": "application/json",
             "X-Chatwoot-Timestamp": stamp,
             "X-Chatwoot-Delivery": delivery_id,
-            "X-Chatwoot-Signature": "sha256=" + hmac_digest("sha256", secret, f"{stamp}.".encode() + body).hex(),
+            "X-Chatwoot-Signature": prefixed_hex("sha256", secret, f"{stamp}.".encode() + body),
         }
 
     def sample(self) -> bytes:
@@ -217,40 +215,6 @@ class ChatwootAdapter:
         return json.dumps(conversation, indent=2).encode()
 
 
-def _load(request: InboundRequest) -> dict[str, Any]:
-    try:
-        data = request.json()
-    except RecursionError:  # json.loads gives up on very deep nesting with RecursionError
-        raise PayloadError("The body is nested too deeply.", "body") from None
-    if not isinstance(data, dict):
-        raise PayloadError("The body is not a JSON object.", "body")
-    return data
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text_of(value: Any) -> str | None:
-    """A trimmed string from a string or a number; None for anything else or blank."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, str):
-        return value.strip() or None
-    return None
-
-
-def _required_id(value: Any, field: str) -> str:
-    ident = _text_of(value) if not isinstance(value, float) else None
-    if ident is None:
-        raise PayloadError(f"The Chatwoot payload has no {field}.", field)
-    if len(ident) > _MAX_ID:
-        raise PayloadError(f"{field} is longer than {_MAX_ID} characters.", field)
-    return ident
-
-
 def _first_message(conversation: dict[str, Any]) -> dict[str, Any]:
     """The conversation's message if it is the contact's (public, incoming), else nothing."""
     messages = conversation.get("messages")
@@ -261,40 +225,12 @@ def _first_message(conversation: dict[str, Any]) -> dict[str, Any]:
 
 
 def _labels(value: Any) -> tuple[str, ...]:
-    labels = value if isinstance(value, list) else ()
-    return tuple(dict.fromkeys(name for name in map(_text_of, labels) if name))
-
-
-def _custom_fields(value: Any, **context: Any) -> dict[str, str]:
-    """Scalar custom attributes as strings, plus provider context TicketEvent has no field for."""
-    fields = {str(key): text for key, item in _object(value).items() if (text := _text_of(item)) is not None}
-    fields.update({key: text for key, item in context.items() if (text := _text_of(item)) is not None})
-    return fields
+    return unique_texts(value if isinstance(value, list) else ())
 
 
 def _language(value: Any) -> str | None:
-    tag = _text_of(value)
+    tag = text(value)
     return tag if tag and len(tag) <= 35 else None  # a BCP 47 tag, not free text
-
-
-def _when(value: Any) -> datetime | None:
-    """Chatwoot sends Unix seconds (conversations) or ISO 8601 (messages)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        if value <= 0:
-            return None
-        try:
-            return datetime.fromtimestamp(value, tz=timezone.utc)
-        except (ValueError, OverflowError, OSError):
-            return None
-    if isinstance(value, str) and value.strip():
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    return None
 
 
 register(ChatwootAdapter())

@@ -23,26 +23,33 @@ Vendor facts used here, and where they were checked:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from integrations.base import (
     AuthorRole,
     EventType,
     Handshake,
     InboundRequest,
-    PayloadError,
     TicketEvent,
     body_hash_key,
     register,
 )
-from integrations.gorgias import verify_shared_secret  # same scheme; see that module
-from integrations.helpscout import html_to_text  # shared converter; see that module
+from integrations.payload import (
+    NUMERIC_ID,
+    as_object,
+    custom_fields,
+    http_url,
+    json_object,
+    received_at,
+    required_id,
+    text,
+    unique_texts,
+)
+from integrations.signing import shared_secret_headers, verify_shared_secret
+from integrations.text import html_to_text
 
-_ID = re.compile(r"[0-9]{1,20}")
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 # event → (event type, who wrote the message, the placeholder that holds it)
 _EVENTS: dict[str, tuple[EventType, AuthorRole, str | None]] = {
     "ticket_created": ("ticket.created", "unknown", "description"),
@@ -77,35 +84,33 @@ class FreshdeskAdapter:
 
         :raise PayloadError: malformed JSON, or no ticket id ("ticket.id").
         """
-        payload = _load_object(request)
-        ticket = payload.get("ticket")
-        ticket = ticket if isinstance(ticket, Mapping) else {}
-        ticket_id = _ticket_id(ticket.get("id"), "ticket.id")
-        event = (_text(payload.get("event")) or "ticket_updated").lower().replace("-", "_").replace(".", "_")
+        payload = json_object(request)
+        ticket = as_object(payload.get("ticket"))
+        ticket_id = required_id(ticket.get("id"), "ticket.id", "Freshdesk ticket number", NUMERIC_ID)
+        event = (text(payload.get("event")) or "ticket_updated").lower().replace("-", "_").replace(".", "_")
         event_type, role, source = _EVENTS.get(event, ("other", "unknown", None))
         # The creation rule reads the description; the reply rule reads the latest public comment.
-        message = html_to_text(_text(ticket.get(source))) if source else None
-        requester = ticket.get("requester")
-        requester = requester if isinstance(requester, Mapping) else {}
+        message = html_to_text(text(ticket.get(source))) if source else None
+        requester = as_object(ticket.get("requester"))
         return TicketEvent(
             provider="freshdesk",
             ticket_id=ticket_id,
             event_type=event_type,
-            ticket_url=_url(ticket.get("url")),
-            requester_email=_text(requester.get("email")),
-            requester_name=_text(requester.get("name")),
-            subject=_text(ticket.get("subject")),
+            ticket_url=http_url(ticket.get("url"), add_scheme=True),
+            requester_email=text(requester.get("email")),
+            requester_name=text(requester.get("name")),
+            subject=text(ticket.get("subject")),
             message=message,
             author_role=role,
             tags=_tags(ticket.get("tags")),
-            custom_fields=_custom_fields(ticket.get("custom_fields")),
+            custom_fields=custom_fields(ticket.get("custom_fields")),
             # Freshdesk has no verified time placeholder: the time we received it stands in.
-            occurred_at=_received(request),
+            occurred_at=received_at(request),
         )
 
     def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
         """The headers our Freshdesk rule sends: the shared secret (Freshdesk signs nothing)."""
-        return {"Content-Type": "application/json", "X-Rebound-Secret": secret}
+        return shared_secret_headers(secret)
 
     def sample(self) -> bytes:
         """Our template as the "ticket created" rule renders it: a return request for #1001."""
@@ -114,62 +119,7 @@ class FreshdeskAdapter:
 
 def _tags(value: Any) -> tuple[str, ...]:
     items = re.split(r"[,;]", value) if isinstance(value, str) else value if isinstance(value, list) else []
-    return tuple(dict.fromkeys(tag for tag in map(_text, items) if tag))
-
-
-def _custom_fields(value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        return {}
-    return {str(key)[:100]: text for key, raw in value.items() if (text := _text(raw))}
-
-
-def _url(value: Any) -> str | None:
-    """An http(s) URL to show agents; values without a scheme ({{ticket.url}}) get https://."""
-    text = _text(value)
-    if not text or any(c.isspace() for c in text):
-        return None
-    if not _SCHEME.match(text):
-        text = "https://" + text
-    try:
-        parts = urlsplit(text)
-        port_ok = parts.port is None or parts.port > 0  # .port raises on "host:alert(1)"
-    except ValueError:
-        return None
-    return text if port_ok and parts.scheme in ("https", "http") and parts.hostname else None
-
-
-def _ticket_id(value: Any, field: str) -> str:
-    text = _text(value)
-    if not text:
-        raise PayloadError(f"The payload has no ticket id ({field}).", field)
-    if not _ID.fullmatch(text):
-        # e.g. an unrendered "{{ticket.id}}" from a mistyped template
-        raise PayloadError(f"{field} is not a Freshdesk ticket number: {text[:40]!r}.", field)
-    return text
-
-
-def _load_object(request: InboundRequest) -> dict[str, Any]:
-    try:
-        payload = request.json()
-    except RecursionError:  # json.loads on absurdly deep nesting
-        raise PayloadError("The body is nested too deeply.", "body") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("The body must be a JSON object.", "body")
-    return payload
-
-
-def _text(value: Any) -> str | None:
-    """A trimmed string from a JSON string or integer; None for anything else or blank."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return None
-    # NUL and lone surrogates would break the database and UTF-8 encoding downstream.
-    text = str(value).replace("\x00", "").encode("utf-8", "replace").decode("utf-8").strip()
-    return text or None
-
-
-def _received(request: InboundRequest) -> datetime | None:
-    moment = request.received_at
-    return moment.replace(tzinfo=timezone.utc) if moment and not moment.tzinfo else moment
+    return unique_texts(items)
 
 
 _SAMPLE = b"""{"event":"ticket_created","ticket":{"id":"1287","subject":"Return - order #1001",\

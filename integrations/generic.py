@@ -24,7 +24,7 @@ from __future__ import annotations
 import binascii
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, ClassVar, get_args
 
 from standardwebhooks import Webhook
@@ -39,9 +39,11 @@ from integrations.base import (
     SignatureError,
     TicketEvent,
     body_hash_key,
+    key_from_id,
     register,
 )
-from integrations.signing import check_window, decode_base64, equals, require_any
+from integrations.payload import MAX_ID, iso_time, json_object, utc
+from integrations.signing import check_window, decode_base64, equals, parse_unix_time, require_any
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -49,8 +51,6 @@ SIGNATURE_HEADER = "webhook-signature"
 
 _TYPES: tuple[EventType, ...] = ("ticket.created", "message.created", "ticket.updated")
 _ROLES: tuple[AuthorRole, ...] = tuple(role for role in get_args(AuthorRole) if role != "unknown")
-_MAX_ID = 100  # the inbox stores ticket ids in 100 characters
-_MAX_KEY = 128
 
 
 class GenericAdapter:
@@ -66,9 +66,7 @@ class GenericAdapter:
         header = request.header(SIGNATURE_HEADER)
         if not (msg_id and stamp and header):
             raise SignatureError("Missing webhook-id, webhook-timestamp or webhook-signature header.")
-        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
-            raise SignatureError("webhook-timestamp is not a Unix timestamp in seconds.")
-        sent_at = datetime.fromtimestamp(int(stamp), tz=timezone.utc)
+        sent_at = parse_unix_time(stamp, "webhook-timestamp")
         check_window(sent_at, now)
         try:
             text = request.body.decode("utf-8")  # the package signs text, as the specification's senders do
@@ -94,12 +92,7 @@ class GenericAdapter:
         return _message_id(request) or body_hash_key(request)
 
     def parse(self, request: InboundRequest) -> TicketEvent:
-        try:
-            data = request.json()
-        except RecursionError:  # json.loads gives up on very deep nesting with RecursionError
-            raise PayloadError("The body is nested too deeply.", "body") from None
-        if not isinstance(data, dict):
-            raise PayloadError("The body is not a JSON object.", "body")
+        data = json_object(request)
         event_type = data.get("type")
         if event_type not in _TYPES:
             raise PayloadError(f"type must be one of {', '.join(_TYPES)}.", "type")
@@ -135,7 +128,7 @@ class GenericAdapter:
     def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
         """Standard Webhooks headers for ``body``, signed by the ``standardwebhooks`` package."""
         # The package stamps ``now.replace(tzinfo=utc)``: give it UTC, or another offset shifts it.
-        moment = now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        moment = utc(now)
         try:
             webhook = Webhook(secret)
         except (ValueError, EmptyWebhookSecretError):
@@ -175,8 +168,7 @@ class GenericAdapter:
 
 
 def _message_id(request: InboundRequest) -> str | None:
-    msg_id = (request.header(ID_HEADER) or "").strip()
-    return msg_id if msg_id and len(msg_id) <= _MAX_KEY and msg_id.isprintable() else None
+    return key_from_id(request.header(ID_HEADER))
 
 
 def _expected(secret: str, msg_id: str, sent_at: datetime, text: str) -> bytes | None:
@@ -206,8 +198,8 @@ def _string(section: dict[str, Any], key: str, field: str, ids: bool = False) ->
         value = str(value)
     if not isinstance(value, str):
         raise PayloadError(f"{field} must be a string.", field)
-    if ids and len(value.strip()) > _MAX_ID:
-        raise PayloadError(f"{field} is longer than {_MAX_ID} characters.", field)
+    if ids and len(value.strip()) > MAX_ID:
+        raise PayloadError(f"{field} is longer than {MAX_ID} characters.", field)
     return value.strip() or None
 
 
@@ -249,13 +241,10 @@ def _occurred_at(value: Any) -> datetime | None:
     """RFC 3339 with an offset; a time without one is taken as UTC."""
     if value is None:
         return None
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00")) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
+    moment = iso_time(value)
     if moment is None:
         raise PayloadError("occurred_at must be an ISO 8601 date and time.", "occurred_at")
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment
 
 
 register(GenericAdapter())

@@ -30,64 +30,39 @@ Vendor facts used here, and where they were checked:
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from integrations.base import (
     AuthorRole,
     EventType,
     Handshake,
     InboundRequest,
-    PayloadError,
-    SignatureError,
     TicketEvent,
     body_hash_key,
     register,
 )
-from integrations.helpscout import html_to_text  # shared converter; see that module
-from integrations.signing import decode_base64, equals, require_any
+from integrations.payload import (
+    NUMERIC_ID,
+    as_object,
+    http_url,
+    iso_time,
+    joined,
+    json_object,
+    received_at,
+    required_id,
+    text,
+    unique_texts,
+)
+from integrations.signing import shared_secret_headers, verify_shared_secret
+from integrations.text import html_to_text
 
-SECRET_HEADER = "x-rebound-secret"
-
-_ID = re.compile(r"[0-9]{1,20}")
 _EVENTS: dict[str, EventType] = {
     "ticket-created": "ticket.created",
     "ticket-message-created": "message.created",
     "ticket-updated": "ticket.updated",
 }
-
-
-def verify_shared_secret(request: InboundRequest, secrets: Sequence[str], what: str) -> None:
-    """Accept ``X-Rebound-Secret: <secret>`` or HTTP Basic auth whose password is the secret.
-
-    For helpdesks that sign nothing (Gorgias, Freshdesk). Compared in constant time, on
-    SHA-256 digests so the comparison does not reveal the secret's length either.
-
-    :raise SignatureError: neither credential was sent, no secret is configured, or none matches.
-    """
-    candidates: list[str] = []
-    if header := (request.header(SECRET_HEADER) or "").strip():
-        candidates.append(header)
-    authorization = (request.header("authorization") or "").strip()
-    if authorization[:6].lower() == "basic ":
-        decoded = decode_base64(authorization[6:])
-        if decoded is not None:
-            _, colon, password = decoded.decode("utf-8", "replace").partition(":")
-            if colon and password:
-                candidates.append(password)
-    if not candidates:
-        raise SignatureError(f"Missing {SECRET_HEADER} header or Basic auth for {what}.")
-    given = [hashlib.sha256(candidate.encode("utf-8")).digest() for candidate in candidates]
-
-    def matches(secret: str) -> bool:
-        expected = hashlib.sha256(secret.encode("utf-8")).digest()
-        return any([equals(expected, digest) for digest in given])  # a list: no early exit
-
-    require_any(secrets, matches, what)
 
 
 class GorgiasAdapter:
@@ -116,17 +91,17 @@ class GorgiasAdapter:
 
         :raise PayloadError: malformed JSON, or no ticket id ("ticket_id" or "ticket.id").
         """
-        payload = _load_object(request)
+        payload = json_object(request)
         if "ticket_id" in payload:
             ticket, field = _from_form(payload), "ticket_id"
         elif isinstance(payload.get("ticket"), Mapping):
             ticket, field = dict(payload["ticket"]), "ticket.id"
         else:
             ticket, field = payload, "ticket.id"
-        ticket_id = _ticket_id(ticket.get("id"), field)
+        ticket_id = required_id(ticket.get("id"), field, "Gorgias ticket id", NUMERIC_ID)
 
         messages = _messages(ticket.get("messages"))
-        event_type = _event_type(_text(payload.get("event")), messages)
+        event_type = _event_type(text(payload.get("event")), messages)
         role = _author(event_type, ticket, messages)
         if event_type == "message.created" and role == "agent":
             event_type = "ticket.updated"  # an agent's reply is not a customer message
@@ -136,28 +111,28 @@ class GorgiasAdapter:
             # The latest customer message: the last one not from an agent (messages are oldest
             # first); a form that leaves out message_from_agent still gets its message read.
             message = next((m for m in reversed(messages) if _flag(m.get("from_agent")) is not True), None)
-        customer = ticket.get("customer") if isinstance(ticket.get("customer"), Mapping) else {}
+        customer = as_object(ticket.get("customer"))
         return TicketEvent(
             provider="gorgias",
             ticket_id=ticket_id,
             event_type=event_type,
-            ticket_url=_url(ticket.get("url")),
-            requester_email=_text(customer.get("email")),
-            requester_name=_text(customer.get("name")) or _joined(customer.get("firstname"), customer.get("lastname")),
-            requester_id=_text(customer.get("id")),
-            subject=_text(ticket.get("subject")),
+            ticket_url=http_url(ticket.get("url")),
+            requester_email=text(customer.get("email")),
+            requester_name=text(customer.get("name")) or joined(customer.get("firstname"), customer.get("lastname")),
+            requester_id=text(customer.get("id")),
+            subject=text(ticket.get("subject")),
             message=_message_text(message) if message else None,
-            message_id=_text(message.get("id")) if message else None,
+            message_id=text(message.get("id")) if message else None,
             author_role=role,
             tags=_tags(ticket.get("tags")),
-            language=_text(ticket.get("language")),
-            custom_fields={"channel": channel} if (channel := _text(ticket.get("channel"))) else {},
-            occurred_at=_occurred_at(event_type, ticket, message) or _received(request),
+            language=text(ticket.get("language")),
+            custom_fields={"channel": channel} if (channel := text(ticket.get("channel"))) else {},
+            occurred_at=_occurred_at(event_type, ticket, message) or received_at(request),
         )
 
     def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
         """The headers our Gorgias setup sends: the shared secret (Gorgias signs nothing)."""
-        return {"Content-Type": "application/json", "X-Rebound-Secret": secret}
+        return shared_secret_headers(secret)
 
     def sample(self) -> bytes:
         """Our form as Gorgias renders it on ``ticket-created``: a return request for #1001."""
@@ -177,7 +152,7 @@ def _from_form(form: Mapping[str, Any]) -> dict[str, Any]:
         "tags": form.get("tags"),
         "customer": {"id": form.get("customer_id"), "email": form.get("customer_email"),
                      "name": form.get("customer_name")},
-        "messages": [message] if _text(form.get("message")) else [],
+        "messages": [message] if text(form.get("message")) else [],
         "created_datetime": form.get("created_datetime"),
         "updated_datetime": form.get("updated_datetime"),
     }
@@ -214,24 +189,24 @@ def _author(event_type: EventType, ticket: Mapping[str, Any], messages: list[Map
 def _occurred_at(event_type: EventType, ticket: Mapping[str, Any],
                  message: Mapping[str, Any] | None) -> datetime | None:
     """The message's time, else the ticket's creation (new ticket) or last update."""
-    if message and (moment := _time(message.get("created_datetime"))):
+    if message and (moment := iso_time(message.get("created_datetime"))):
         return moment
-    if event_type == "ticket.created" and (moment := _time(ticket.get("created_datetime"))):
+    if event_type == "ticket.created" and (moment := iso_time(ticket.get("created_datetime"))):
         return moment
-    return _time(ticket.get("updated_datetime"))
+    return iso_time(ticket.get("updated_datetime"))
 
 
 def _message_text(message: Mapping[str, Any]) -> str | None:
-    text = _text(message.get("body_text"))
-    return text if text is not None else html_to_text(_text(message.get("body_html")))
+    plain = text(message.get("body_text"))
+    return plain if plain is not None else html_to_text(text(message.get("body_html")))
 
 
 def _flag(value: Any) -> bool | None:
     """A JSON boolean, or the "True"/"False" a Gorgias template renders (a Python repr)."""
     if isinstance(value, bool):
         return value
-    text = (_text(value) or "").lower()
-    return True if text in ("true", "1", "yes") else False if text in ("false", "0", "no") else None
+    word = (text(value) or "").lower()
+    return True if word in ("true", "1", "yes") else False if word in ("false", "0", "no") else None
 
 
 def _tags(value: Any) -> tuple[str, ...]:
@@ -239,68 +214,7 @@ def _tags(value: Any) -> tuple[str, ...]:
         items: list[Any] = value.split(",")
     else:
         items = value if isinstance(value, list) else []
-    names = (_text(item.get("name")) if isinstance(item, Mapping) else _text(item) for item in items)
-    return tuple(dict.fromkeys(name for name in names if name))
-
-
-def _joined(*parts: Any) -> str | None:
-    return " ".join(text for text in map(_text, parts) if text) or None
-
-
-def _url(value: Any) -> str | None:
-    text = _text(value)
-    if not text or any(c.isspace() for c in text):
-        return None
-    try:
-        parts = urlsplit(text)
-        port_ok = parts.port is None or parts.port > 0  # .port raises on "host:alert(1)"
-    except ValueError:
-        return None
-    return text if port_ok and parts.scheme in ("https", "http") and parts.hostname else None
-
-
-def _ticket_id(value: Any, field: str) -> str:
-    text = _text(value)
-    if not text:
-        raise PayloadError(f"The payload has no ticket id ({field}).", field)
-    if not _ID.fullmatch(text):
-        # e.g. an unrendered "{{ticket.id}}" from a mistyped form
-        raise PayloadError(f"{field} is not a Gorgias ticket id: {text[:40]!r}.", field)
-    return text
-
-
-def _load_object(request: InboundRequest) -> dict[str, Any]:
-    try:
-        payload = request.json()
-    except RecursionError:  # json.loads on absurdly deep nesting
-        raise PayloadError("The body is nested too deeply.", "body") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("The body must be a JSON object.", "body")
-    return payload
-
-
-def _text(value: Any) -> str | None:
-    """A trimmed string from a JSON string or integer; None for anything else or blank."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return None
-    # NUL and lone surrogates would break the database and UTF-8 encoding downstream.
-    text = str(value).replace("\x00", "").encode("utf-8", "replace").decode("utf-8").strip()
-    return text or None
-
-
-def _time(value: Any) -> datetime | None:
-    """Gorgias writes UTC times without an offset; they are read as UTC."""
-    text = _text(value)
-    try:
-        moment = datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=timezone.utc) if moment and not moment.tzinfo else moment
-
-
-def _received(request: InboundRequest) -> datetime | None:
-    moment = request.received_at
-    return moment.replace(tzinfo=timezone.utc) if moment and not moment.tzinfo else moment
+    return unique_texts(item.get("name") if isinstance(item, Mapping) else item for item in items)
 
 
 _SAMPLE = b"""{"event":"ticket-created","ticket_id":"48213907",\

@@ -20,12 +20,9 @@ Vendor facts used here, and where they were checked:
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from html import unescape
 from typing import Any, ClassVar
 
 from integrations.base import (
@@ -33,18 +30,28 @@ from integrations.base import (
     EventType,
     Handshake,
     InboundRequest,
-    PayloadError,
     SignatureError,
     TicketEvent,
     register,
 )
-from integrations.signing import decode_base64, equals, hmac_digest, require_any
+from integrations.payload import (
+    NUMERIC_ID,
+    as_object,
+    iso_time,
+    joined,
+    json_object,
+    received_at,
+    required_id,
+    text,
+    unique_texts,
+)
+from integrations.signing import decode_base64, encode_base64, hmac_digest, require_hmac
+from integrations.text import html_to_text
 
 SIGNATURE_HEADER = "x-helpscout-signature"
 EVENT_HEADER = "x-helpscout-event"
 TEST_EVENT = "helpscout.test"
 
-_ID = re.compile(r"[0-9]{1,20}")
 _CUSTOMER_THREADS = frozenset({"customer"})
 _EITHER_SIDE_THREADS = frozenset({"chat", "beaconchat", "phone"})  # createdBy.type tells who
 
@@ -63,12 +70,7 @@ class HelpScoutAdapter:
         signature = (request.header(SIGNATURE_HEADER) or "").strip()
         if not signature:
             raise SignatureError("Missing X-HelpScout-Signature header.")
-        given = decode_base64(signature)
-
-        def matches(secret: str) -> bool:
-            return given is not None and equals(hmac_digest("sha1", secret, request.body), given)
-
-        require_any(secrets, matches, "Help Scout")
+        require_hmac(secrets, "sha1", request.body, decode_base64(signature), "Help Scout")
 
     def handshake(self, request: InboundRequest, secrets: Sequence[str]) -> Handshake | None:
         """Help Scout validates nothing by challenge."""
@@ -91,8 +93,8 @@ class HelpScoutAdapter:
         event = (request.header(EVENT_HEADER) or "").strip()
         if event == TEST_EVENT:  # the "Test" button in Help Scout: answer it, whatever its body
             return TicketEvent(provider="helpscout", ticket_id="", event_type="ping", author_role="system")
-        payload = _load_object(request)
-        conversation_id = _conversation_id(payload.get("id"))
+        payload = json_object(request)
+        conversation_id = required_id(payload.get("id"), "id", "Help Scout conversation id", NUMERIC_ID)
 
         event_type: EventType
         role: AuthorRole = "unknown"
@@ -118,87 +120,31 @@ class HelpScoutAdapter:
             ticket_id=conversation_id,
             event_type=event_type,
             ticket_url=_web_url(payload, conversation_id),
-            requester_email=_text(customer.get("email")),
+            requester_email=text(customer.get("email")),
             requester_name=_name(customer),
-            requester_id=_text(customer.get("id")),
-            subject=_text(payload.get("subject")),
-            message=html_to_text(_text(thread.get("body"))) if thread else None,
-            message_id=_text(thread.get("id")) if thread else None,
+            requester_id=text(customer.get("id")),
+            subject=text(payload.get("subject")),
+            message=html_to_text(text(thread.get("body"))) if thread else None,
+            message_id=text(thread.get("id")) if thread else None,
             author_role=role,
             tags=_tags(payload.get("tags")),
             custom_fields=_custom_fields(payload.get("customFields")),
-            occurred_at=(_time(thread.get("createdAt")) if thread else None)
-            or (_time(payload.get("createdAt")) if event_type == "ticket.created" else None)
-            or _time(payload.get("userUpdatedAt")) or _received(request),
+            occurred_at=(iso_time(thread.get("createdAt")) if thread else None)
+            or (iso_time(payload.get("createdAt")) if event_type == "ticket.created" else None)
+            or iso_time(payload.get("userUpdatedAt")) or received_at(request),
         )
 
     def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
         """The headers Help Scout sends (for a new conversation; change the event to taste)."""
-        digest = hmac_digest("sha1", secret, body)
         return {
             "Content-Type": "application/json",
             "X-HelpScout-Event": "convo.created",
-            "X-HelpScout-Signature": base64.b64encode(digest).decode("ascii"),
+            "X-HelpScout-Signature": encode_base64(hmac_digest("sha1", secret, body)),
         }
 
     def sample(self) -> bytes:
         """A ``convo.created`` conversation: a customer asks to return an item from #1001."""
         return _SAMPLE
-
-
-def html_to_text(html: str | None) -> str | None:
-    """Plain text from an HTML message body: blocks and ``<br>`` become line breaks.
-
-    Text without tags is returned as it is (trimmed), so plain bodies keep their line breaks.
-    Runs in linear time and never raises, whatever the markup: ``html.parser`` was dropped
-    because inputs such as ``"<a " * 10_000`` make it take minutes.
-    """
-    if html is None:
-        return None
-    if not _MARKUP.search(html):
-        return unescape(html).strip() or None
-    parts: list[str] = []
-    pos, size = 0, len(html)
-    while pos < size:
-        start = html.find("<", pos)
-        if start < 0:
-            parts.append(_inline(html[pos:]))
-            break
-        parts.append(_inline(html[pos:start]))
-        if html.startswith("<!--", start):
-            end = html.find("-->", start + 4)
-            pos = size if end < 0 else end + 3
-            continue
-        tag = _TAG.match(html, start)
-        if tag is None:  # a lone "<" is text
-            parts.append("<")
-            pos = start + 1
-            continue
-        pos = tag.end()
-        name = (tag.group("name") or "").lower()
-        if name in _HIDDEN and not tag.group("close"):
-            close = re.compile(rf"</{name}\b[^<>]*+>", re.IGNORECASE).search(html, pos)
-            pos = size if close is None else close.end()
-        elif name in _BLOCKS or (name in _BREAKS and not tag.group("close")):
-            parts.append("\n")
-    lines = (line.strip() for line in "".join(parts).split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() or None
-
-
-def _inline(text: str) -> str:
-    # In HTML a line break in the source is just a space; only tags make new lines.
-    return re.sub(r"\s+", " ", unescape(text)) if text else ""
-
-
-_MARKUP = re.compile(r"<[A-Za-z/!?]")
-# Possessive quantifiers (Python 3.11+) keep a tag that never closes from being re-scanned.
-_TAG = re.compile(r"<(?:(?P<close>/?)(?P<name>[A-Za-z][A-Za-z0-9:-]*+)|[!?])[^<>]*+>")
-_BLOCKS = frozenset({
-    "address", "article", "blockquote", "dd", "div", "dl", "dt", "footer", "h1", "h2", "h3", "h4",
-    "h5", "h6", "header", "li", "ol", "p", "pre", "section", "table", "tr", "ul",
-})
-_BREAKS = frozenset({"br", "hr"})  # void elements: one line break, and no closing one
-_HIDDEN = frozenset({"head", "script", "style", "template", "title"})
 
 
 def _newest_customer_thread(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -210,11 +156,11 @@ def _newest_customer_thread(payload: Mapping[str, Any]) -> Mapping[str, Any] | N
     for index, thread in enumerate(threads):
         if not isinstance(thread, Mapping) or thread.get("state") in ("draft", "hidden"):
             continue
-        kind = _text(thread.get("type"))  # a string, or None: never an unhashable JSON value
+        kind = text(thread.get("type"))  # a string, or None: never an unhashable JSON value
         author = thread.get("createdBy")
         by_customer = isinstance(author, Mapping) and author.get("type") == "customer"
         if kind in _CUSTOMER_THREADS or (kind in _EITHER_SIDE_THREADS and by_customer):
-            when = _time(thread.get("createdAt")) or datetime.min.replace(tzinfo=timezone.utc)
+            when = iso_time(thread.get("createdAt")) or datetime.min.replace(tzinfo=timezone.utc)
             candidates.append((when, -index, thread))
     return max(candidates, key=lambda c: (c[0], c[1]))[2] if candidates else None
 
@@ -240,79 +186,32 @@ def _customer(payload: Mapping[str, Any], thread: Mapping[str, Any] | None) -> M
 
 
 def _name(person: Mapping[str, Any]) -> str | None:
-    parts = [_text(person.get(key)) for key in ("first", "last")]
-    return " ".join(part for part in parts if part) or _text(person.get("name"))
+    return joined(person.get("first"), person.get("last")) or text(person.get("name"))
 
 
 def _web_url(payload: Mapping[str, Any], conversation_id: str) -> str | None:
-    links = payload.get("_links")
-    web = links.get("web") if isinstance(links, Mapping) else None
-    href = _text(web.get("href")) if isinstance(web, Mapping) else None
+    href = text(as_object(as_object(payload.get("_links")).get("web")).get("href"))
     if href and href.startswith("https://") and not any(c.isspace() for c in href):
         return href
-    number = _text(payload.get("number"))
-    if number and _ID.fullmatch(number):
+    number = text(payload.get("number"))
+    if number and NUMERIC_ID.fullmatch(number):
         return f"https://secure.helpscout.net/conversation/{conversation_id}/{number}/"
     return None
 
 
 def _tags(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list) else []
-    names = (_text(item.get("tag") or item.get("name")) if isinstance(item, Mapping) else _text(item)
-             for item in items)
-    return tuple(dict.fromkeys(name for name in names if name))
+    return unique_texts(item.get("tag") or item.get("name") if isinstance(item, Mapping) else item for item in items)
 
 
 def _custom_fields(value: Any) -> dict[str, str]:
     fields: dict[str, str] = {}
     for item in value if isinstance(value, list) else []:
-        if isinstance(item, Mapping) and (name := _text(item.get("name"))):
+        if isinstance(item, Mapping) and (name := text(item.get("name"))):
             # Dropdown fields carry an option id in ``value`` and the label in ``text``.
-            if (shown := _text(item.get("text")) or _text(item.get("value"))) is not None:
+            if (shown := text(item.get("text")) or text(item.get("value"))) is not None:
                 fields[name[:100]] = shown
     return fields
-
-
-def _conversation_id(value: Any) -> str:
-    text = _text(value)
-    if not text:
-        raise PayloadError("The payload has no conversation id (id).", "id")
-    if not _ID.fullmatch(text):
-        raise PayloadError(f"id is not a Help Scout conversation id: {text[:40]!r}.", "id")
-    return text
-
-
-def _load_object(request: InboundRequest) -> dict[str, Any]:
-    try:
-        payload = request.json()
-    except RecursionError:  # json.loads on absurdly deep nesting
-        raise PayloadError("The body is nested too deeply.", "body") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("The body must be a JSON object.", "body")
-    return payload
-
-
-def _text(value: Any) -> str | None:
-    """A trimmed string from a JSON string or integer; None for anything else or blank."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return None
-    # NUL and lone surrogates would break the database and UTF-8 encoding downstream.
-    text = str(value).replace("\x00", "").encode("utf-8", "replace").decode("utf-8").strip()
-    return text or None
-
-
-def _time(value: Any) -> datetime | None:
-    text = _text(value)
-    try:
-        moment = datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=timezone.utc) if moment and not moment.tzinfo else moment
-
-
-def _received(request: InboundRequest) -> datetime | None:
-    moment = request.received_at
-    return moment.replace(tzinfo=timezone.utc) if moment and not moment.tzinfo else moment
 
 
 _SAMPLE = b"""{"id":2391938111,"number":349,"threads":1,"type":"email","folderId":1234567,\

@@ -20,11 +20,9 @@ The default body is ``{"ticket": {…}, "article": {…}}`` [V, Zammad admin doc
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from email.utils import parseaddr
-from html.parser import HTMLParser
 from typing import Any, ClassVar
 
 from integrations.base import (
@@ -33,19 +31,19 @@ from integrations.base import (
     Handshake,
     InboundRequest,
     PayloadError,
-    SignatureError,
     TicketEvent,
     body_hash_key,
+    key_from_id,
     register,
 )
-from integrations.signing import decode_hex, equals, hmac_digest, require_any
+from integrations.payload import as_object, iso_time, joined, json_object, required_id, text, unique_texts
+from integrations.signing import prefixed_hex, read_prefixed_hex, require_hmac
+from integrations.text import html_to_text
 
-SIGNATURE_HEADER = "x-hub-signature"
+SIGNATURE_HEADER = "X-Hub-Signature"
 DELIVERY_HEADER = "x-zammad-delivery"
 
 _ROLES: dict[str, AuthorRole] = {"Customer": "customer", "Agent": "agent", "System": "system"}
-_MAX_ID = 100  # the inbox stores ticket ids in 100 characters
-_MAX_KEY = 128
 
 
 class ZammadAdapter:
@@ -58,32 +56,24 @@ class ZammadAdapter:
     def verify(self, request: InboundRequest, secrets: Sequence[str], now: datetime) -> None:
         # Zammad signs no timestamp: the delivery id is the replay guard. A webhook saved
         # without a token sends no signature at all, and is refused here.
-        header = request.header(SIGNATURE_HEADER)
-        if not header:
-            raise SignatureError("Missing X-Hub-Signature header (set a signature token on the Zammad webhook).")
-        algorithm, _, digest = header.partition("=")
-        given = decode_hex(digest) if algorithm.strip().lower() == "sha1" else None
-        if given is None:
-            raise SignatureError("X-Hub-Signature is not sha1=<hex>.")
-        require_any(secrets, lambda secret: equals(hmac_digest("sha1", secret, request.body), given), "Zammad")
+        given = read_prefixed_hex(request, SIGNATURE_HEADER, "sha1",
+                                  "set a signature token on the Zammad webhook")
+        require_hmac(secrets, "sha1", request.body, given, "Zammad")
 
     def handshake(self, request: InboundRequest, secrets: Sequence[str]) -> Handshake | None:
         return None  # Zammad validates nothing: any 2xx is a success
 
     def delivery_key(self, request: InboundRequest) -> str:
         """``X-Zammad-Delivery`` (the job id, kept across retries); the body hash without it."""
-        delivery = (request.header(DELIVERY_HEADER) or "").strip()
-        if delivery and len(delivery) <= _MAX_KEY and delivery.isprintable():
-            return delivery
-        return body_hash_key(request)
+        return key_from_id(request.header(DELIVERY_HEADER)) or body_hash_key(request)
 
     def parse(self, request: InboundRequest) -> TicketEvent:
-        data = _load(request)
+        data = json_object(request)
         ticket = data.get("ticket")
         if not isinstance(ticket, dict):
             raise PayloadError("The Zammad payload has no ticket.", "ticket")
-        ticket_id = _required_id(ticket.get("id"), "ticket.id")
-        article = _object(data.get("article"))  # a trigger on a ticket change may carry none
+        ticket_id = required_id(ticket.get("id"), "ticket.id", "Zammad ticket id")
+        article = as_object(data.get("article"))  # a trigger on a ticket change may carry none
         role = _ROLES.get(str(article.get("sender")), "unknown") if article else "unknown"
         public = article.get("internal") is not True
 
@@ -98,29 +88,29 @@ class ZammadAdapter:
         else:
             event_type = "ticket.updated"
 
-        text = _article_text(article) if public and role == "customer" else None
-        customer = _object(ticket.get("customer"))
+        said = _article_text(article) if public and role == "customer" else None
+        customer = as_object(ticket.get("customer"))
         sender = article.get("from")
         # "Emily Adams <emily@example.com>"; only a customer's From names the customer.
         from_name, from_email = parseaddr(sender) if role == "customer" and isinstance(sender, str) else ("", "")
-        name = " ".join(part for part in (_text_of(customer.get("firstname")), _text_of(customer.get("lastname")))
-                        if part)
+        name = joined(customer.get("firstname"), customer.get("lastname"))
         return TicketEvent(
             provider=self.kind,
             ticket_id=ticket_id,
             event_type=event_type,
             ticket_url=None,  # the payload does not say where Zammad is hosted
-            requester_email=_text_of(customer.get("email")) or (from_email.strip() or None),
+            requester_email=text(customer.get("email")) or (from_email.strip() or None),
             requester_name=name or (from_name.strip() or None),
-            requester_id=_text_of(ticket.get("customer_id")) or _text_of(customer.get("id")),
-            subject=_text_of(ticket.get("title")) or _text_of(article.get("subject")),
-            message=text,
-            message_id=_text_of(article.get("id")) if text else None,
+            requester_id=text(ticket.get("customer_id")) or text(customer.get("id")),
+            subject=text(ticket.get("title")) or text(article.get("subject")),
+            message=said,
+            message_id=text(article.get("id")) if said else None,
             author_role=role,
             tags=_tags(ticket.get("tags")),
-            custom_fields={"zammad_number": number} if (number := _text_of(ticket.get("number"))) else {},
-            occurred_at=_when(article.get("created_at")) or _when(ticket.get("updated_at"))
-            or _when(ticket.get("created_at")),
+            custom_fields={"zammad_number": number} if (number := text(ticket.get("number"))) else {},
+            # ISO 8601 in UTC ("2020-11-13T14:34:35.282Z").
+            occurred_at=iso_time(article.get("created_at")) or iso_time(ticket.get("updated_at"))
+            or iso_time(ticket.get("created_at")),
         )
 
     def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
@@ -130,7 +120,7 @@ class ZammadAdapter:
             "User-Agent": "Zammad User Agent",
             "X-Zammad-Trigger": "Rebound: new ticket",
             "X-Zammad-Delivery": delivery_id,
-            "X-Hub-Signature": "sha1=" + hmac_digest("sha1", secret, body).hex(),
+            "X-Hub-Signature": prefixed_hex("sha1", secret, body),
         }
 
     def sample(self) -> bytes:
@@ -167,40 +157,6 @@ class ZammadAdapter:
         return json.dumps({"ticket": ticket, "article": article}, indent=2).encode()
 
 
-def _load(request: InboundRequest) -> dict[str, Any]:
-    try:
-        data = request.json()
-    except RecursionError:  # json.loads gives up on very deep nesting with RecursionError
-        raise PayloadError("The body is nested too deeply.", "body") from None
-    if not isinstance(data, dict):
-        raise PayloadError("The body is not a JSON object.", "body")
-    return data
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text_of(value: Any) -> str | None:
-    """A trimmed string from a string or a number; None for anything else or blank."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, str):
-        return value.strip() or None
-    return None
-
-
-def _required_id(value: Any, field: str) -> str:
-    ident = _text_of(value) if not isinstance(value, float) else None
-    if ident is None:
-        raise PayloadError(f"The Zammad payload has no {field}.", field)
-    if len(ident) > _MAX_ID:
-        raise PayloadError(f"{field} is longer than {_MAX_ID} characters.", field)
-    return ident
-
-
 def _is_first_article(article: dict[str, Any], ticket: dict[str, Any]) -> bool:
     """Whether ``article`` opened the ticket: its only article, or the lowest article id."""
     if ticket.get("article_count") == 1:
@@ -215,69 +171,13 @@ def _article_text(article: dict[str, Any]) -> str | None:
     if not isinstance(body, str):
         return None
     if "html" in str(article.get("content_type", "")).lower():
-        return _html_to_text(body)
-    return body.strip() or None
+        return html_to_text(body)
+    return text(body)
 
 
 def _tags(value: Any) -> tuple[str, ...]:
-    names = (item.get("name") if isinstance(item, dict) else item for item in value) if isinstance(value, list) else ()
-    return tuple(dict.fromkeys(name for name in map(_text_of, names) if name))
-
-
-def _when(value: Any) -> datetime | None:
-    """Zammad's timestamps are ISO 8601 in UTC (``2020-11-13T14:34:35.282Z``)."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-class _TextExtractor(HTMLParser):
-    """Collects the visible text of an HTML fragment, with a line break per block."""
-
-    _BLOCKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"})
-    _HIDDEN = frozenset({"script", "style", "head", "title"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._HIDDEN:
-            self._hidden += 1
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._HIDDEN:
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
-
-
-def _html_to_text(html: str) -> str | None:
-    try:
-        text = _extract(html)
-    except AssertionError:
-        # HTMLParser asserts on some malformed "<!" declarations ("<![x["): read those as text.
-        text = _extract(re.sub(r"<!(?!--)", "&lt;!", html))
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() or None
-
-
-def _extract(html: str) -> str:
-    extractor = _TextExtractor()
-    extractor.feed(html)
-    extractor.close()
-    return "".join(extractor.parts)
+    items = value if isinstance(value, list) else []
+    return unique_texts(item.get("name") if isinstance(item, dict) else item for item in items)
 
 
 register(ZammadAdapter())

@@ -33,12 +33,10 @@ Vendor facts used here, and where they were checked:
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import requests
 
@@ -48,22 +46,41 @@ from integrations.base import (
     Handshake,
     InboundRequest,
     IntegrationError,
-    PayloadError,
     SignatureError,
     TicketEvent,
     body_hash_key,
     register,
 )
-from integrations.signing import check_window, decode_base64, equals, hmac_digest, require_any
+from integrations.payload import (
+    NUMERIC_ID,
+    as_object,
+    custom_fields,
+    http_url,
+    iso_time,
+    json_object,
+    peek_object,
+    received_at,
+    required_id,
+    text,
+    unique_texts,
+    utc,
+)
+from integrations.signing import (
+    check_window,
+    decode_base64,
+    encode_base64,
+    hmac_digest,
+    parse_iso_time,
+    require_hmac,
+)
 
 SIGNATURE_HEADER = "x-zendesk-webhook-signature"
 TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
 INVOCATION_HEADER = "x-zendesk-webhook-invocation-id"
 
 _EVENT_PREFIX = "zen:event-type:"
-_TICKET_ID = re.compile(r"[0-9]{1,20}")  # Zendesk ticket and user ids are integers
+_TICKET_NUMBER = "Zendesk ticket number"
 _SUBJECT_TICKET = re.compile(r"zen:ticket:([0-9]{1,20})")
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 class ZendeskAPIError(IntegrationError):
@@ -115,15 +132,10 @@ class ZendeskAdapter:
             raise SignatureError("Missing X-Zendesk-Webhook-Signature header.")
         if not stamp:
             raise SignatureError("Missing X-Zendesk-Webhook-Signature-Timestamp header.")
-        given = decode_base64(signature)
         # The raw header value is signed, so it is used as received, never re-formatted.
         message = stamp.encode("utf-8") + request.body
-
-        def matches(secret: str) -> bool:
-            return given is not None and equals(hmac_digest("sha256", secret, message), given)
-
-        require_any(secrets, matches, "Zendesk")
-        check_window(_signature_time(stamp), _aware(now))
+        require_hmac(secrets, "sha256", message, decode_base64(signature), "Zendesk")
+        check_window(parse_iso_time(stamp, "X-Zendesk-Webhook-Signature-Timestamp"), now)
 
     def handshake(self, request: InboundRequest, secrets: Sequence[str]) -> Handshake | None:
         """Zendesk validates nothing by challenge."""
@@ -134,11 +146,8 @@ class ZendeskAdapter:
         invocation = (request.header(INVOCATION_HEADER) or "").strip()
         if invocation:
             return f"zendesk:invocation:{invocation[:150]}"
-        try:
-            payload = request.json()
-        except (PayloadError, RecursionError):
-            return body_hash_key(request)
-        event_id = _text(payload.get("id")) if isinstance(payload, dict) and "type" in payload else None
+        payload = peek_object(request)
+        event_id = text(payload.get("id")) if payload is not None and "type" in payload else None
         return f"zendesk:event:{event_id[:150]}" if event_id else body_hash_key(request)
 
     def parse(self, request: InboundRequest) -> TicketEvent:
@@ -146,18 +155,18 @@ class ZendeskAdapter:
 
         :raise PayloadError: malformed JSON, or no ticket id ("detail.id" or "ticket_id").
         """
-        payload = _load_object(request)
+        payload = json_object(request)
         if "detail" in payload or str(payload.get("type", "")).startswith(_EVENT_PREFIX):
             return _parse_event(payload, request)
         return _parse_trigger(payload, request)
 
     def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
         """The headers Zendesk sends: signature, its timestamp and the invocation id."""
-        stamp = _aware(now).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = utc(now).strftime("%Y-%m-%dT%H:%M:%SZ")
         digest = hmac_digest("sha256", secret, stamp.encode("utf-8") + body)
         return {
             "Content-Type": "application/json",
-            "X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode("ascii"),
+            "X-Zendesk-Webhook-Signature": encode_base64(digest),
             "X-Zendesk-Webhook-Signature-Timestamp": stamp,
             "X-Zendesk-Webhook-Invocation-Id": delivery_id,
         }
@@ -186,7 +195,7 @@ def fetch_requester(
     :raise ZendeskAPIError: anything else (bad id or URL, redirect, unreadable answer).
     """
     requester_id = str(requester_id).strip()
-    if not _TICKET_ID.fullmatch(requester_id):
+    if not NUMERIC_ID.fullmatch(requester_id):
         raise ZendeskAPIError(f"Not a Zendesk user id: {requester_id[:40]!r}.")
     if not base_url.startswith(("https://", "http://")):
         raise ZendeskAPIError("The Zendesk base URL must start with https://.")
@@ -211,7 +220,7 @@ def fetch_requester(
     user = data.get("user") if isinstance(data, dict) else None
     if not isinstance(user, dict):
         raise ZendeskAPIError("Zendesk's answer has no user object.", response.status_code)
-    return _text(user.get("email")), _text(user.get("name"))
+    return text(user.get("email")), text(user.get("name"))
 
 
 def _raise_for_status(response: requests.Response) -> None:
@@ -242,19 +251,17 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _parse_event(payload: Mapping[str, Any], request: InboundRequest) -> TicketEvent:
-    detail = payload.get("detail")
-    detail = detail if isinstance(detail, Mapping) else {}
-    event = payload.get("event")
-    event = event if isinstance(event, Mapping) else {}
+    detail = as_object(payload.get("detail"))
+    event = as_object(payload.get("event"))
     kind = str(payload.get("type") or "").removeprefix(_EVENT_PREFIX)
     raw_id = detail.get("id")
     if raw_id in (None, "") and kind.startswith("ticket."):
         # subject is "zen:ticket:<id>" for ticket events: a second source for the same id.
         found = _SUBJECT_TICKET.fullmatch(str(payload.get("subject") or ""))
         raw_id = found.group(1) if found else None
-    ticket_id = _ticket_id(raw_id, "detail.id")
-    requester_id = _text(detail.get("requester_id"))
-    actor_id = _text(detail.get("actor_id"))
+    ticket_id = required_id(raw_id, "detail.id", _TICKET_NUMBER, NUMERIC_ID)
+    requester_id = text(detail.get("requester_id"))
+    actor_id = text(detail.get("actor_id"))
 
     event_type: EventType = "ticket.updated"
     role: AuthorRole = "customer" if actor_id and actor_id == requester_id else "unknown"
@@ -262,35 +269,33 @@ def _parse_event(payload: Mapping[str, Any], request: InboundRequest) -> TicketE
     if not kind.startswith("ticket."):
         event_type, role = "other", "unknown"  # user.*, organization.*: not about a ticket
     elif kind == "ticket.created":
-        event_type, message = "ticket.created", _text(detail.get("description"))
-        submitter_id = _text(detail.get("submitter_id"))
+        event_type, message = "ticket.created", text(detail.get("description"))
+        submitter_id = text(detail.get("submitter_id"))
         # An agent opening a ticket for a customer is the submitter, not the requester.
         role = "customer" if requester_id and submitter_id == requester_id else "unknown"
     elif kind == "ticket.comment_added":
-        comment = event.get("comment")
-        comment = comment if isinstance(comment, Mapping) else {}
-        author = comment.get("author")
-        author = author if isinstance(author, Mapping) else {}
+        comment = as_object(event.get("comment"))
+        author = as_object(comment.get("author"))
         staff = author.get("is_staff")
         role = "agent" if staff is True else "customer" if staff is False else "unknown"
         # Only a public comment by the customer is a new customer message; staff comments and
         # internal notes update the ticket but must never reach a case as the customer's words.
         if comment.get("is_public") is not False and role != "agent":
             event_type = "message.created"
-            message, message_id = _text(comment.get("body")), _text(comment.get("id"))
+            message, message_id = text(comment.get("body")), text(comment.get("id"))
 
     return TicketEvent(
         provider="zendesk",
         ticket_id=ticket_id,
         event_type=event_type,
         requester_id=requester_id,  # the address is not in the schema: fetch_requester reads it
-        subject=_text(detail.get("subject")),
+        subject=text(detail.get("subject")),
         message=message,
         message_id=message_id,
         author_role=role,
         tags=_tags(detail.get("tags")),
-        occurred_at=_time(payload.get("time")) or _time(detail.get("updated_at")) or _received(request),
-        external_event_id=_text(payload.get("id")) or _text(request.header(INVOCATION_HEADER)),
+        occurred_at=iso_time(payload.get("time")) or iso_time(detail.get("updated_at")) or received_at(request),
+        external_event_id=text(payload.get("id")) or text(request.header(INVOCATION_HEADER)),
     )
 
 
@@ -298,10 +303,10 @@ def _parse_event(payload: Mapping[str, Any], request: InboundRequest) -> TicketE
 
 
 def _parse_trigger(payload: Mapping[str, Any], request: InboundRequest) -> TicketEvent:
-    ticket_id = _ticket_id(payload.get("ticket_id"), "ticket_id")
-    kind = (_text(payload.get("event")) or "updated").lower().removeprefix("ticket.")
+    ticket_id = required_id(payload.get("ticket_id"), "ticket_id", _TICKET_NUMBER, NUMERIC_ID)
+    kind = (text(payload.get("event")) or "updated").lower().removeprefix("ticket.")
     role = _role(payload.get("author_role"))
-    message = _text(payload.get("latest_comment"))
+    message = text(payload.get("latest_comment"))
     if kind == "created":
         event_type: EventType = "ticket.created"
     elif kind in ("updated", "comment", "comment_added") and message and role != "agent":
@@ -316,24 +321,24 @@ def _parse_trigger(payload: Mapping[str, Any], request: InboundRequest) -> Ticke
         provider="zendesk",
         ticket_id=ticket_id,
         event_type=event_type,
-        ticket_url=_url(payload.get("ticket_url")),
-        requester_email=_text(payload.get("requester_email")),
-        requester_name=_text(payload.get("requester_name")),
-        requester_id=_text(payload.get("requester_id")),
-        subject=_text(payload.get("subject")),
+        ticket_url=http_url(payload.get("ticket_url"), add_scheme=True),
+        requester_email=text(payload.get("requester_email")),
+        requester_name=text(payload.get("requester_name")),
+        requester_id=text(payload.get("requester_id")),
+        subject=text(payload.get("subject")),
         message=message,
         author_role=role,
         tags=_tags(payload.get("tags")),
-        custom_fields=_custom_fields(payload.get("custom_fields")),
-        language=_text(payload.get("locale")),
-        occurred_at=_time(payload.get("updated_at")) or _time(payload.get("created_at")) or _received(request),
-        external_event_id=_text(request.header(INVOCATION_HEADER)),
+        custom_fields=custom_fields(payload.get("custom_fields")),
+        language=text(payload.get("locale")),
+        occurred_at=iso_time(payload.get("updated_at")) or iso_time(payload.get("created_at")) or received_at(request),
+        external_event_id=text(request.header(INVOCATION_HEADER)),
     )
 
 
 def _role(value: Any) -> AuthorRole:
     """``{{current_user.role}}`` renders End-user, Agent or Admin."""
-    role = (_text(value) or "").lower().replace("_", "-").replace(" ", "-")
+    role = (text(value) or "").lower().replace("_", "-").replace(" ", "-")
     if role in ("end-user", "enduser", "customer", "requester"):
         return "customer"
     if role in ("agent", "admin", "administrator", "staff"):
@@ -344,85 +349,9 @@ def _role(value: Any) -> AuthorRole:
 # --- small readers shared by both styles --------------------------------------------------
 
 
-def _load_object(request: InboundRequest) -> dict[str, Any]:
-    try:
-        payload = request.json()
-    except RecursionError:  # json.loads on absurdly deep nesting
-        raise PayloadError("The body is nested too deeply.", "body") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("The body must be a JSON object.", "body")
-    return payload
-
-
-def _ticket_id(value: Any, field: str) -> str:
-    text = _text(value)
-    if not text:
-        raise PayloadError(f"The payload has no ticket id ({field}).", field)
-    if not _TICKET_ID.fullmatch(text):
-        # e.g. an unrendered "{{ticket.id}}" from a mistyped trigger body
-        raise PayloadError(f"{field} is not a Zendesk ticket number: {text[:40]!r}.", field)
-    return text
-
-
-def _text(value: Any) -> str | None:
-    """A trimmed string from a JSON string or integer; None for anything else or blank."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return None
-    # NUL and lone surrogates would break the database and UTF-8 encoding downstream.
-    text = str(value).replace("\x00", "").encode("utf-8", "replace").decode("utf-8").strip()
-    return text or None
-
-
 def _tags(value: Any) -> tuple[str, ...]:
     """Tags from a JSON list, or from ``{{ticket.tags}}`` which renders them space-separated."""
-    items = value.split() if isinstance(value, str) else value if isinstance(value, list) else []
-    return tuple(dict.fromkeys(tag for tag in map(_text, items) if tag))
-
-
-def _custom_fields(value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        return {}
-    return {str(key)[:100]: text for key, raw in value.items() if (text := _text(raw))}
-
-
-def _url(value: Any) -> str | None:
-    """An http(s) URL to show agents; values without a scheme ({{ticket.url}}) get https://."""
-    text = _text(value)
-    if not text or any(c.isspace() for c in text):
-        return None
-    if not _SCHEME.match(text):
-        text = "https://" + text
-    try:
-        parts = urlsplit(text)
-        port_ok = parts.port is None or parts.port > 0  # .port raises on "host:alert(1)"
-    except ValueError:
-        return None
-    return text if port_ok and parts.scheme in ("https", "http") and parts.hostname else None
-
-
-def _time(value: Any) -> datetime | None:
-    text = _text(value)
-    if not text:
-        return None
-    try:
-        return _aware(datetime.fromisoformat(text))
-    except ValueError:
-        return None
-
-
-def _signature_time(stamp: str) -> datetime:
-    try:
-        return _aware(datetime.fromisoformat(stamp))
-    except ValueError:
-        raise SignatureError("X-Zendesk-Webhook-Signature-Timestamp is not an ISO-8601 time.") from None
-
-
-def _received(request: InboundRequest) -> datetime | None:
-    return _aware(request.received_at) if request.received_at else None
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return unique_texts(value.split() if isinstance(value, str) else value if isinstance(value, list) else [])
 
 
 _SAMPLE = b"""{"type":"zen:event-type:ticket.created","account_id":22129848,\

@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from integrations.base import InboundRequest, PayloadError, SignatureError, TicketEvent, get_adapter
-from integrations.helpscout import HelpScoutAdapter, html_to_text
+from integrations.helpscout import HelpScoutAdapter
+from integrations.text import html_to_text
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "webhooks" / "helpscout"
 NOW = datetime(2026, 3, 3, 8, 45, 20, tzinfo=timezone.utc)

@@ -75,5 +75,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after a commit: a service returns what it just wrote without the
+# session reloading every attribute (one query per object) to serialise it.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()

@@ -271,7 +271,7 @@ class Dataset:
         self.today = datetime.fromtimestamp(self.now, timezone.utc).date()
         first_day = datetime.fromtimestamp(self.t0 - 400 * 86400, timezone.utc).date()
         self.clock = Timestamps(first_day, 800 + SPAN_SECONDS // 86400)
-        self.statuses = list(CaseStatus)
+        self.statuses: list[CaseStatus] = list(CaseStatus.__members__.values())
         self.decisions: dict[tuple[str, int, bool], DecisionTemplate] = {}
 
     # -- planning -----------------------------------------------------------------------

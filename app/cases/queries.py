@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import defer, joinedload, selectinload
 
 from app.cases.models import CaseEvent, CaseLine, PolicyVersion, ReasonCode, ReturnCase
 from app.errors import NotFound, ValidationFailed
@@ -83,7 +83,10 @@ def list_cases(tenant_id: int, f: CaseFilter) -> tuple[list[ReturnCase], str | N
 
     Keyset pagination on id: stable while cases change status, and as fast on page 1,000 as on 1.
     """
-    query = sa.select(ReturnCase).where(ReturnCase.tenant_id == tenant_id).options(joinedload(ReturnCase.customer))
+    query = sa.select(ReturnCase).where(ReturnCase.tenant_id == tenant_id).options(
+        joinedload(ReturnCase.customer),
+        defer(ReturnCase.policy_decision),  # ~3 KB of JSON per row that a list page never shows
+    )
     if f.statuses:
         query = query.where(ReturnCase.status.in_(f.statuses))
     if f.customer_email:
@@ -124,7 +127,9 @@ def _search(tenant_id: int, q: str) -> sa.ColumnElement[bool]:
     q = q.strip()
     if "@" in q:
         return ReturnCase.customer_id == _customer_id(tenant_id, q)
-    return sa.or_(ReturnCase.number == q.upper(), ReturnCase.id.in_(_case_ids_for_order(tenant_id, q)))
+    # A UNION of two index lookups: "number = q OR id IN (…)" would make PostgreSQL scan every case.
+    by_number = sa.select(ReturnCase.id).where(ReturnCase.tenant_id == tenant_id, ReturnCase.number == q.upper())
+    return ReturnCase.id.in_(sa.union(by_number, _case_ids_for_order(tenant_id, q)))
 
 
 def timeline(case: ReturnCase) -> list[CaseEvent]:

@@ -313,7 +313,7 @@ def create_case(tenant: Tenant, data: schemas.CaseCreate, actor: Actor, *, integ
                     {"rule": r.rule, "passed": r.passed, "why": r.why, "effect": r.effect}
                     for r in (line_decision.results if line_decision else ())
                 ],
-                fee_percent=line_decision.fee_percent if line_decision else Decimal("0"),
+                fee_percent=money.quantize(line_decision.fee_percent) if line_decision else Decimal("0.00"),
             )
         )
     for item in data.evidence:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.connectors.models import Integration
 from app.connectors.services import credentials
@@ -43,22 +43,29 @@ def record_rejection(integration: Integration, status: int, code: str, message: 
     db.session.commit()
 
 
-def record_event(integration: Integration, delivery_key: str, event: TicketEvent, body: bytes) -> tuple[InboundEvent, bool]:
-    """Store a verified delivery; returns (event, created). A repeat delivery returns the first."""
-    stored = InboundEvent(
-        tenant_id=integration.tenant_id, integration_id=integration.id, delivery_key=delivery_key[:200],
+def record_event(integration: Integration, delivery_key: str, event: TicketEvent, body: bytes) -> tuple[int, bool]:
+    """Store a verified delivery; returns (event id, created). A repeat delivery returns the first's id.
+
+    One ``INSERT … ON CONFLICT DO NOTHING``: concurrent copies of a delivery never raise, and
+    exactly one of them is told it created the row.
+    """
+    key = delivery_key[:200]
+    values = dict(
+        tenant_id=integration.tenant_id, integration_id=integration.id, delivery_key=key,
         kind=integration.kind, event_type=event.event_type, ticket_id=event.ticket_id[:100],
-        event=event.to_dict(), body=body,
+        event=event.to_dict(), body=body, status="received", attempts=0, received_at=utcnow(),
     )
-    db.session.add(stored)
-    try:
-        db.session.commit()
-        return stored, True
-    except IntegrityError:
-        db.session.rollback()
-    existing = db.session.scalar(sa.select(InboundEvent).where(
-        InboundEvent.integration_id == integration.id, InboundEvent.delivery_key == delivery_key[:200]))
-    if existing is None:  # the unique violation was something else; let the caller see it
+    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+    statement = (insert(InboundEvent).values(**values)
+                 .on_conflict_do_nothing(index_elements=["integration_id", "delivery_key"])
+                 .returning(InboundEvent.id))
+    event_id = db.session.execute(statement).scalar_one_or_none()
+    db.session.commit()
+    if event_id is not None:
+        return event_id, True
+    existing = db.session.scalar(sa.select(InboundEvent.id).where(
+        InboundEvent.integration_id == integration.id, InboundEvent.delivery_key == key))
+    if existing is None:  # cannot happen: the conflicting row is committed
         raise RuntimeError("inbound event could not be stored")
     return existing, False
 
@@ -94,40 +101,45 @@ def _with_requester(integration: Integration, event: TicketEvent) -> TicketEvent
 def process_event(event_id: int) -> str:
     """Process one inbox event exactly once; returns its status afterwards.
 
-    A failure rolls back everything the processing did, records the error and schedules a
-    retry; after ``REBOUND_INBOUND_MAX_ATTEMPTS`` the event is ``dead``.
+    The claim (``UPDATE … WHERE status IN (received, failed) RETURNING``) and the work commit
+    together. A failure rolls both back, then records the error and schedules a retry in a
+    transaction of its own; after ``REBOUND_INBOUND_MAX_ATTEMPTS`` the event is ``dead``.
     """
-    claimed = db.session.execute(
+    stored = db.session.scalars(
         sa.update(InboundEvent)
         .where(InboundEvent.id == event_id, InboundEvent.status.in_(RETRYABLE))
-        .values(status="processing")
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not claimed:
+        .values(status="processing", attempts=InboundEvent.attempts + 1)
+        .returning(InboundEvent)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if stored is None:
         db.session.rollback()
         return "skipped"
-    stored = db.session.get(InboundEvent, event_id)
-    db.session.refresh(stored)
     integration = db.session.get(Integration, stored.integration_id)
     tenant = db.session.get(Tenant, stored.tenant_id)
-    stored.attempts += 1
     try:
-        with db.session.begin_nested():
-            event = _with_requester(integration, TicketEvent.from_dict(stored.event))
-            result = handle_ticket_event(tenant, integration, event)
-    except Exception as exc:  # any failure: keep the claim's row, undo the work, retry later
-        if not isinstance(exc, IntegrationError):
-            log.exception("processing inbound event %s failed", event_id)
-        dead = stored.attempts >= current_app.config["REBOUND_INBOUND_MAX_ATTEMPTS"]
-        stored.status = "dead" if dead else "failed"
-        stored.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        stored.next_attempt_at = None if dead else utcnow() + _backoff(stored.attempts)
+        event = _with_requester(integration, TicketEvent.from_dict(stored.event))
+        result = handle_ticket_event(tenant, integration, event)
+        stored.status = "ignored" if result.outcome == "ignored" else "processed"
+        stored.outcome = result.to_dict()
+        stored.case_id = result.case.id if result.case else None
+        stored.processed_at, stored.last_error, stored.next_attempt_at = utcnow(), None, None
         db.session.commit()
         return stored.status
-    stored.status = "ignored" if result.outcome == "ignored" else "processed"
-    stored.outcome = result.to_dict()
-    stored.case_id = result.case.id if result.case else None
-    stored.processed_at, stored.last_error, stored.next_attempt_at = utcnow(), None, None
+    except Exception as exc:  # any failure: undo the work and the claim, then record it
+        db.session.rollback()
+        if not isinstance(exc, IntegrationError):
+            log.exception("processing inbound event %s failed", event_id)
+        return _record_failure(event_id, exc)
+
+
+def _record_failure(event_id: int, exc: Exception) -> str:
+    stored = db.session.get(InboundEvent, event_id, populate_existing=True)
+    stored.attempts += 1
+    dead = stored.attempts >= current_app.config["REBOUND_INBOUND_MAX_ATTEMPTS"]
+    stored.status = "dead" if dead else "failed"
+    stored.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    stored.next_attempt_at = None if dead else utcnow() + _backoff(stored.attempts)
     db.session.commit()
     return stored.status
 

@@ -72,12 +72,12 @@ def receive(key: str) -> Response | tuple[Response, int]:
         details = {"field": exc.field} if exc.field else {}
         raise _refuse(integration, BadRequest(str(exc), details, code="invalid_payload"), len(body)) from None
 
-    stored, created = services.record_event(integration, adapter.delivery_key(inbound), event, body)
+    event_id, created = services.record_event(integration, adapter.delivery_key(inbound), event, body)
     if not created:
-        return jsonify({"status": "duplicate", "event_id": stored.id}), 200
+        return jsonify({"status": "duplicate", "event_id": event_id}), 200
     try:
-        status = services.process_event(stored.id)
+        status = services.process_event(event_id)
     except Exception:  # stored and committed: the worker will finish it
-        log.exception("inline processing of inbound event %s failed; the worker will retry", stored.id)
+        log.exception("inline processing of inbound event %s failed; the worker will retry", event_id)
         status = "queued"
-    return jsonify({"status": status, "event_id": stored.id}), 200
+    return jsonify({"status": status, "event_id": event_id}), 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Response, request
 
 from app.api import bp
@@ -111,6 +113,5 @@ def settlement_preview(number: str, query: SettlementPreviewQuery) -> Settlement
     case = queries.get_case(current_tenant().id, number)
     amounts = services.settlement_preview(case, query.kind, query.exchange_value)
     options, _ = services.policy_options(case)
-    return SettlementPreviewOut(number=case.number, kind=query.kind, currency=case.currency, offered=query.kind in options,
-                                **{k: getattr(amounts, k) for k in ("gross", "fees", "bonus", "amount",
-                                                                     "price_difference", "customer_owes")})
+    return SettlementPreviewOut(number=case.number, kind=query.kind, currency=case.currency,
+                                offered=query.kind in options, **dataclasses.asdict(amounts))

@@ -61,10 +61,10 @@ class CaseLineOut(BaseModel):
         )
 
 
-class SettlementOut(BaseModel):
-    id: int
+class AmountsOut(BaseModel):
+    """What a settlement pays: gross at the price paid, minus fees, plus bonus (store credit)."""
+
     kind: str
-    status: str
     currency: str
     gross: Decimal
     fees: Decimal
@@ -72,6 +72,11 @@ class SettlementOut(BaseModel):
     amount: Decimal
     price_difference: Decimal
     customer_owes: Decimal
+
+
+class SettlementOut(AmountsOut):
+    id: int
+    status: str
     external_ref: str | None
     created_at: datetime
 
@@ -250,16 +255,8 @@ class SettlementPreviewQuery(Schema):
         return value
 
 
-class SettlementPreviewOut(BaseModel):
+class SettlementPreviewOut(AmountsOut):
     number: str
-    kind: str
-    currency: str
-    gross: Decimal
-    fees: Decimal
-    bonus: Decimal
-    amount: Decimal
-    price_difference: Decimal
-    customer_owes: Decimal
     offered: bool = Field(description="Whether the policy offers this resolution for the case.")
 
 

@@ -1,0 +1,1 @@
+"""Outbound messages: the transactional outbox, its dispatcher, and canned responses."""

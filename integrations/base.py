@@ -4,6 +4,14 @@ An inbound webhook goes: ``verify`` (signature, timestamp) → ``handshake`` (pr
 validate an endpoint by challenge) → ``delivery_key`` (idempotency) → ``parse`` (into one
 ``TicketEvent``). Adapters raise ``SignatureError`` (→ 401) or ``PayloadError`` (→ 400) and
 never a provider-specific exception.
+
+Write-back goes the other way: the app builds one ``OutboundAction`` (a note, a public reply, a
+status, tags, custom fields) and hands it with the helpdesk's ``Connection`` to the
+``HelpdeskClient`` of that kind (``get_client``). ``deliver`` never raises: it answers one
+``DeliveryResult`` whose ``outcome`` says whether the action is done (``delivered``), worth
+trying again later (``retry``, with ``retry_after`` when the helpdesk said how long) or will
+never succeed as it is (``permanent``). ``classify`` is the one place that maps an HTTP answer
+or a transport exception to an outcome.
 """
 
 from __future__ import annotations
@@ -11,10 +19,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal, Protocol
+
+import requests
 
 EventType = Literal["ticket.created", "ticket.updated", "message.created", "ping", "other"]
 AuthorRole = Literal["customer", "agent", "system", "unknown"]
@@ -204,3 +216,227 @@ def get_adapter(kind: str) -> WebhookAdapter:
 def registered_kinds() -> list[str]:
     _load_all()
     return sorted(_REGISTRY)
+
+
+# --- write-back: actions sent to a helpdesk ----------------------------------------------------
+
+OutboundKind = Literal["note", "reply", "status", "tags", "fields"]
+Outcome = Literal["delivered", "retry", "permanent"]
+
+#: Header that carries ``OutboundAction.idempotency_key`` to helpdesks that document no
+#: idempotency header for the endpoints we call (all eight, see each client's docstring): it is
+#: ignored by them and lets their support staff and our logs match a request to its action.
+#: ``Idempotency-Key`` itself is sent only where a helpdesk documents it for the endpoint used.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+TRACE_IDEMPOTENCY_HEADER = "X-Rebound-Idempotency-Key"
+MAX_ERROR = 500  # characters of an error body or exception kept in DeliveryResult.error
+MAX_RETRY_AFTER = 86_400.0  # a Retry-After beyond a day is capped: the queue decides what to do
+
+
+@dataclass(frozen=True)
+class OutboundAction:
+    """One change to write to a helpdesk ticket; ``kind`` says which fields matter.
+
+    - ``note``: ``body_text`` and/or ``body_html``, visible to agents only.
+    - ``reply``: the same, sent to the customer (``recipient_email`` where the API needs it).
+    - ``status``: ``status``, in the helpdesk's own vocabulary (the app maps a case to it).
+    - ``tags``: ``add_tags`` and ``remove_tags`` (a tag in both ends up removed).
+    - ``fields``: ``fields``, custom field id (or name, where the helpdesk keys them by name) → value.
+    """
+
+    kind: OutboundKind
+    ticket_id: str
+    idempotency_key: str  # stable across retries of the same message
+    body_text: str | None = None  # note/reply text (plain)
+    body_html: str | None = None  # optional HTML version
+    status: str | None = None  # the helpdesk's own status value (the app maps case → ticket statuses)
+    add_tags: tuple[str, ...] = ()
+    remove_tags: tuple[str, ...] = ()
+    fields: Mapping[str, str] = field(default_factory=dict)  # helpdesk custom field id/name → value
+    recipient_email: str | None = None  # for public replies where the API needs the customer
+    author_id: str | None = None  # agent/admin id where the API needs one (Intercom admin_id, Front author_id, Gorgias sender)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where a helpdesk's API is and how to authenticate to it.
+
+    ``base_url`` is the API origin, with no trailing path for hosted helpdesks
+    (``https://acme.zendesk.com``, ``https://api.intercom.io``, ``https://acme.gorgias.com``) and
+    the install's root for self-hosted ones (``https://chat.example.com`` for Chatwoot).
+    ``credentials`` per helpdesk: zendesk ``api_email`` + ``api_token``; gorgias ``api_email`` +
+    ``api_key``; freshdesk ``api_key``; helpscout ``access_token``; front ``api_token``; intercom
+    ``access_token`` (+ ``admin_id``); zammad ``api_token``; chatwoot ``api_access_token`` +
+    ``account_id``.
+    """
+
+    base_url: str
+    credentials: Mapping[str, str]
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What became of one ``OutboundAction``.
+
+    ``status_code`` is that of the last HTTP answer (None when the last call got no answer, or
+    none was made); ``requests_made`` counts every HTTP call the action needed (reads for
+    read-modify-write and tag lookups included) and may be 0 when the action was refused before
+    any call.
+    """
+
+    outcome: Outcome
+    status_code: int | None
+    latency_ms: float
+    retry_after: float | None = None  # seconds, from Retry-After / X-RateLimit-Retry-After (HTTP-date or seconds)
+    external_id: str | None = None  # created note/message id where the API returns one
+    error: str | None = None  # short excerpt (≤ 500 chars) of the error body or exception
+    requests_made: int = 1
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A helpdesk's documented request budget, for the app's sender to pace itself by."""
+
+    requests: int
+    per_seconds: float  # the documented limit, e.g. Gorgias API key: 40 per 20 s
+
+
+class HelpdeskClient(Protocol):
+    """What every helpdesk's write-back client provides."""
+
+    kind: ClassVar[str]
+    rate_limit: ClassVar[RateLimit]
+
+    def deliver(self, action: OutboundAction, connection: Connection, session: requests.Session) -> DeliveryResult:
+        """Carry out ``action`` on the helpdesk with ``session``; never raises.
+
+        Every call uses ``timeout=connection.timeout`` and follows no redirect to another
+        origin. An action that needs several calls is safe to repeat after a failure part-way:
+        read-modify-write steps recompute from the helpdesk's current state.
+        """
+
+
+_DELTA_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After``-style header: delta-seconds (ASCII digits, a decimal
+    part tolerated) or an HTTP-date; None when missing or unreadable. Dates in the past give 0;
+    values are capped at a day.
+    """
+    value = (value or "").strip()
+    if not value:
+        return None
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds = float(value)
+    else:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if moment is None:
+            return None
+        if moment.tzinfo is None:  # "-0000" or an obsolete zone: RFC 9110 dates are GMT
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = (moment - (now or datetime.now(timezone.utc))).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def response_retry_after(response: requests.Response, now: datetime | None = None) -> float | None:
+    """``Retry-After``, else Help Scout's ``X-RateLimit-Retry-After``, in seconds."""
+    for name in ("Retry-After", "X-RateLimit-Retry-After"):
+        seconds = parse_retry_after(response.headers.get(name), now)
+        if seconds is not None:
+            return seconds
+    return None
+
+
+def error_excerpt(text: str | None) -> str | None:
+    """At most ``MAX_ERROR`` characters of an error body or message, without NULs; None if blank."""
+    text = (text or "").replace("\x00", "").strip()
+    return text[:MAX_ERROR] or None
+
+
+#: Transport failures that say nothing about the request itself: trying again may succeed.
+_TRANSIENT_ERRORS = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def classify(
+    outcome: requests.Response | BaseException,
+    *,
+    latency_ms: float = 0.0,
+    requests_made: int = 1,
+    external_id: str | None = None,
+    now: datetime | None = None,
+) -> DeliveryResult:
+    """The ``DeliveryResult`` for an HTTP answer or a transport exception.
+
+    2xx → delivered; 429, 5xx, timeouts and connection errors → retry (``retry_after`` from
+    ``Retry-After`` or ``X-RateLimit-Retry-After``, seconds or HTTP-date); any other answer
+    (4xx, an unfollowed 3xx) or exception (a malformed URL …) → permanent. ``error`` holds up to
+    500 characters of the body or exception.
+    """
+    if isinstance(outcome, BaseException):
+        retry = isinstance(outcome, _TRANSIENT_ERRORS)
+        return DeliveryResult(
+            outcome="retry" if retry else "permanent",
+            status_code=None,
+            latency_ms=latency_ms,
+            error=error_excerpt(f"{type(outcome).__name__}: {outcome}"),
+            requests_made=requests_made,
+        )
+    status = outcome.status_code
+    if 200 <= status < 300:
+        return DeliveryResult("delivered", status, latency_ms, external_id=external_id, requests_made=requests_made)
+    retry = status == 429 or status >= 500
+    error = _response_error(outcome)
+    return DeliveryResult(
+        outcome="retry" if retry else "permanent",
+        status_code=status,
+        latency_ms=latency_ms,
+        retry_after=response_retry_after(outcome, now) if retry else None,
+        error=error,
+        requests_made=requests_made,
+    )
+
+
+def _response_error(response: requests.Response) -> str:
+    status = response.status_code
+    if 300 <= status < 400:
+        location = response.headers.get("Location") or "no Location"
+        return error_excerpt(f"HTTP {status}: redirect to {location} not followed") or ""
+    try:
+        body = response.text
+    except (RuntimeError, ValueError):  # a body already consumed or undecodable
+        body = ""
+    return error_excerpt(f"HTTP {status}: {body}") or f"HTTP {status}"
+
+
+_CLIENTS: dict[str, HelpdeskClient] = {}
+
+
+def register_client(client: HelpdeskClient) -> HelpdeskClient:
+    """Add a write-back client to the registry under its ``kind``; returns it."""
+    _CLIENTS[client.kind] = client
+    return client
+
+
+def get_client(kind: str) -> HelpdeskClient:
+    """The write-back client registered for ``kind``.
+
+    :raise KeyError: no client of that kind (``generic`` has none: it is inbound only).
+    """
+    if kind not in _CLIENTS:
+        _load_all()
+    return _CLIENTS[kind]
+
+
+def registered_client_kinds() -> list[str]:
+    _load_all()
+    return sorted(_CLIENTS)

@@ -20,25 +20,66 @@ Bodies are an object's ``webhook_data`` plus ``"event"`` [V, ``app/listeners/web
   ``messages`` (the newest, ``message_type`` as a number: 0 is incoming), ``created_at`` (Unix).
 
 The payload does not say where Chatwoot is hosted, so no ticket URL is built.
+
+Write-back (``ChatwootClient``), every request checked against the official OpenAPI document
+``chatwoot/chatwoot`` ``swagger/swagger.json`` [V] (the tests validate each request the client
+sends against it):
+
+- Note / reply: ``POST /api/v1/accounts/{account_id}/conversations/{conversation_id}/messages``
+  with ``{"content", "message_type": "outgoing", "private": true|false}``
+  (``conversation_message_create_payload``; ``content`` required).
+- Status: ``POST …/toggle_status`` with ``{"status": "open"|"resolved"|"pending"|"snoozed"}``
+  (other values are refused before sending).
+- Labels: ``POST …/labels`` ``{"labels": [...]}`` — "this API would overwrite the existing list
+  of labels" — so read-modify-write from ``GET …/labels`` (``{"payload": [...]}``).
+- Custom attributes: ``POST …/custom_attributes`` ``{"custom_attributes": {...}}``; whether it
+  merges or replaces is not stated (the spec says "updates"), so the current ones are read
+  from ``GET …/conversations/{conversation_id}`` and sent back with ours.
+- Auth header ``api_access_token`` (security scheme ``userApiKey``); ids in the path are
+  integers. No idempotency header in the spec → only ``X-Rebound-Idempotency-Key``.
+- Rate limit: self-hosted default 3,000 requests/min per IP (rack-attack ``RACK_ATTACK_LIMIT``,
+  can be off) [V, reference §8.3]; Chatwoot Cloud's is undocumented [U] → ``RateLimit(600, 60)``,
+  a fifth of the self-hosted default, safe for Cloud and for installs that lowered it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
+import requests
+
 from integrations.base import (
     AuthorRole,
+    Connection,
+    DeliveryResult,
     EventType,
     Handshake,
     InboundRequest,
+    OutboundAction,
     PayloadError,
+    RateLimit,
     TicketEvent,
     body_hash_key,
     key_from_id,
     register,
+    register_client,
+)
+from integrations.outbound import (
+    ActionRefused,
+    Exchange,
+    credential,
+    merge_tags,
+    plain_body,
+    require_body,
+    require_fields,
+    require_status,
+    segment,
+    tag_changes,
+    text_id,
 )
 from integrations.payload import (
     MAX_ID,
@@ -234,3 +275,58 @@ def _language(value: Any) -> str | None:
 
 
 register(ChatwootAdapter())
+
+
+# --- write-back ---------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"[0-9]{1,18}")
+_STATUSES = frozenset({"open", "resolved", "pending", "snoozed"})
+
+
+class ChatwootClient:
+    """Private notes, replies, status, labels and custom attributes on Chatwoot conversations."""
+
+    kind: ClassVar[str] = "chatwoot"
+    rate_limit: ClassVar[RateLimit] = RateLimit(600, 60.0)  # a fifth of the self-hosted default
+
+    def deliver(self, action: OutboundAction, connection: Connection, session: requests.Session) -> DeliveryResult:
+        token = (connection.credentials.get("api_access_token") or "").strip()
+        exchange = Exchange(action, connection, session,
+                            headers={"api_access_token": token, "Content-Type": "application/json"})
+        return exchange.run(lambda: self._steps(action, connection, exchange))
+
+    def _steps(self, action: OutboundAction, connection: Connection, exchange: Exchange) -> str | None:
+        credential(connection, "api_access_token")
+        account = segment(credential(connection, "account_id"), "Chatwoot account id", _NUMBER)
+        conversation_id = segment(action.ticket_id, _CONVERSATION_ID, _NUMBER)
+        conversation = f"/api/v1/accounts/{account}/conversations/{conversation_id}"
+        if action.kind in ("note", "reply"):
+            require_body(action)
+            response = exchange.call("POST", f"{conversation}/messages", json={
+                "content": plain_body(action), "message_type": "outgoing", "private": action.kind == "note"})
+            return text_id(as_object(exchange.json(response)).get("id"))
+        if action.kind == "status":
+            status = require_status(action).lower()
+            if status not in _STATUSES:
+                raise ActionRefused(f"Not a Chatwoot status: {status[:40]!r} (open, resolved, pending, snoozed).")
+            exchange.call("POST", f"{conversation}/toggle_status", json={"status": status})
+            return None
+        if action.kind == "tags":
+            add, remove = tag_changes(action)
+            listed = as_object(exchange.json(exchange.call("GET", f"{conversation}/labels"))).get("payload")
+            current = [label for label in listed if isinstance(label, str)] if isinstance(listed, list) else []
+            wanted = merge_tags(current, add, remove)
+            if wanted != current:  # the POST overwrites the list
+                exchange.call("POST", f"{conversation}/labels", json={"labels": wanted})
+            return None
+        if action.kind == "fields":
+            found = as_object(exchange.json(exchange.call("GET", conversation))).get("custom_attributes")
+            current_attributes = dict(found) if isinstance(found, dict) else {}
+            merged = {**current_attributes, **require_fields(action)}
+            if merged != current_attributes:
+                exchange.call("POST", f"{conversation}/custom_attributes", json={"custom_attributes": merged})
+            return None
+        raise ValueError(f"unknown action kind {action.kind!r}")
+
+
+register_client(ChatwootClient())

@@ -18,6 +18,25 @@ Vendor facts used here, and where they were checked:
   source) and public rule bodies agree [S]. Description and comments render as HTML (a public
   delivery shows ``"<div>…</div>"``) [S]; the separator ``{{ticket.tags}}`` uses is [U], so
   commas and semicolons are both read as separators (Freshdesk tags may contain spaces).
+
+Write-back (``FreshdeskClient``), and where each fact was checked:
+
+- Private note: ``POST /api/v2/tickets/{id}/notes`` with ``{"body": "<html>", "private": true}``
+  (notes are private by default); public reply: ``POST /api/v2/tickets/{id}/reply`` with
+  ``{"body": "<html>"}``; both take an optional agent ``user_id``: developers.freshdesk.com
+  ("Create a Note", "Reply to a ticket") as quoted by several tools that agree [S].
+- Status and custom fields: ``PUT /api/v2/tickets/{id}`` with ``{"status": 2|3|4|5}`` (Open,
+  Pending, Resolved, Closed) and ``{"custom_fields": {"cf_…": value}}`` [S: reference §3.3,
+  Freshdesk KB 216548 on custom fields via API]. Named statuses are mapped to those numbers;
+  a number (a custom status) is sent as is.
+- Tags: ``tags`` in the same ``PUT`` **replaces** the list [S] → read-modify-write: ``GET
+  /api/v2/tickets/{id}``, merge, ``PUT {"tags": [...]}`` (skipped when nothing changes).
+- Auth: Basic with the API key as user and ``X`` as password [S].
+- Idempotency header: none documented → only ``X-Rebound-Idempotency-Key``; notes have no
+  field for our key.
+- Rate limits: per minute per account by plan (Growth 200, Pro 400, Enterprise 700) and per
+  endpoint (Ticket Update 80/160/280), 429 with ``Retry-After`` [V, reference §3.3] →
+  ``RateLimit(80, 60)``, the Growth Ticket Update cap.
 """
 
 from __future__ import annotations
@@ -27,14 +46,34 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
+import requests
+
 from integrations.base import (
     AuthorRole,
+    Connection,
+    DeliveryResult,
     EventType,
     Handshake,
     InboundRequest,
+    OutboundAction,
+    RateLimit,
     TicketEvent,
     body_hash_key,
     register,
+    register_client,
+)
+from integrations.outbound import (
+    ActionRefused,
+    Exchange,
+    credential,
+    html_body,
+    merge_tags,
+    require_body,
+    require_fields,
+    require_status,
+    segment,
+    tag_changes,
+    text_id,
 )
 from integrations.payload import (
     NUMERIC_ID,
@@ -132,3 +171,63 @@ return label?</div><div><br></div><div>Best regards,<br>Maria Lopez</div>",\
 """
 
 register(FreshdeskAdapter())
+
+
+# --- write-back ---------------------------------------------------------------------------
+
+_STATUSES = {"open": 2, "pending": 3, "resolved": 4, "closed": 5}
+
+
+class FreshdeskClient:
+    """Private notes, replies, status, tags and custom fields on Freshdesk tickets (API v2)."""
+
+    kind: ClassVar[str] = "freshdesk"
+    rate_limit: ClassVar[RateLimit] = RateLimit(80, 60.0)  # Ticket Update cap on Growth
+
+    def deliver(self, action: OutboundAction, connection: Connection, session: requests.Session) -> DeliveryResult:
+        key = (connection.credentials.get("api_key") or "").strip()
+        exchange = Exchange(action, connection, session, auth=(key, "X"),
+                            headers={"Content-Type": "application/json"})
+        return exchange.run(lambda: self._steps(action, connection, exchange))
+
+    def _steps(self, action: OutboundAction, connection: Connection, exchange: Exchange) -> str | None:
+        credential(connection, "api_key")
+        ticket = f"/api/v2/tickets/{segment(action.ticket_id, 'Freshdesk ticket number', NUMERIC_ID)}"
+        if action.kind in ("note", "reply"):
+            require_body(action)
+            body: dict[str, Any] = {"body": html_body(action)}
+            if action.kind == "note":
+                body["private"] = True
+            author = (action.author_id or "").strip()
+            if NUMERIC_ID.fullmatch(author):
+                body["user_id"] = int(author)
+            path = f"{ticket}/notes" if action.kind == "note" else f"{ticket}/reply"
+            response = exchange.call("POST", path, json=body)
+            return text_id(as_object(exchange.json(response)).get("id"))
+        if action.kind == "status":
+            exchange.call("PUT", ticket, json={"status": _status(require_status(action))})
+            return None
+        if action.kind == "fields":
+            exchange.call("PUT", ticket, json={"custom_fields": require_fields(action)})
+            return None
+        if action.kind == "tags":
+            add, remove = tag_changes(action)
+            # tags in an update replace the list: read it, change it, write it back.
+            current = as_object(exchange.json(exchange.call("GET", ticket))).get("tags")
+            current_tags = [tag for tag in current if isinstance(tag, str)] if isinstance(current, list) else []
+            wanted = merge_tags(current_tags, add, remove)
+            if wanted != current_tags:
+                exchange.call("PUT", ticket, json={"tags": wanted})
+            return None
+        raise ValueError(f"unknown action kind {action.kind!r}")
+
+
+def _status(value: str) -> int:
+    if NUMERIC_ID.fullmatch(value):
+        return int(value)
+    if value.lower() in _STATUSES:
+        return _STATUSES[value.lower()]
+    raise ActionRefused(f"Not a Freshdesk status: {value[:40]!r} (use 2-5 or open/pending/resolved/closed).")
+
+
+register_client(FreshdeskClient())

@@ -22,6 +22,35 @@ when the Webhooks app's "Send Full Event Data" is on [V, Front help center]. An 
 webhook wraps an event preview: ``{"type": "inbound_received", "authorization": {"id": "cmp_…"},
 "payload": {…event…}}``, which may lack the message text and the sender's address
 [S: skillrecordings/support]. Both shapes are read here.
+
+Write-back (``FrontClient``, Core API at ``https://api2.frontapp.com``), and where each fact was
+checked:
+
+- Comment (our note): ``POST /conversations/{id}/comments`` with ``{"body"}`` (markdown; only
+  ``body`` required; optional ``author_id``, else it posts as the token) [V: reference §5.3,
+  read from Front's core-api spec; withone.ai's OpenAPI-derived page agrees].
+- Reply: ``POST /conversations/{id}/messages`` ("Create message reply", scope
+  ``messages:send``) with ``{"body"}`` (only ``body`` required; ``text`` is the plain version
+  for email; optional ``author_id``) [V: reference §5.3, aprovanlabs' registry of the spec].
+  Front replies to the conversation's recipients, so ``recipient_email`` is not needed.
+- Status, custom fields: ``PATCH /conversations/{id}`` with ``status`` (archived, open,
+  deleted, spam) or ``status_id`` (ticketing statuses, ``sts_…``); ``custom_fields`` is keyed
+  by field *name* and **replaces all of them** ("if you send only the custom fields you want to
+  update, the other custom fields will be erased"): dev.frontapp.com Update conversation [V]
+  → read-modify-write from ``GET /conversations/{id}``.
+- Tags: ``POST /conversations/{id}/tags`` adds and ``DELETE /conversations/{id}/tags`` removes
+  ``{"tag_ids": [...]}`` without touching the others (``tag_ids`` in the PATCH would replace the
+  list) [V: reference §5.3; withone.ai's pages]. Names are turned into ids: tags already on the
+  conversation come with it; other names are looked up in ``GET /tags`` (paginated through
+  ``_pagination.next``, followed only on the same host); **a name unknown to Front is created**
+  with ``POST /tags`` ``{"name"}`` (a company tag) — chosen over failing so that an RMA tag
+  works on first use; removing an unknown name is a no-op. A value starting ``tag_`` is an id.
+  Only tags missing from (or present on) the conversation are sent, so a retry is harmless.
+- Merged conversations answer 301 to their new location [V]; we follow it on the same host only.
+- Idempotency header: none documented → only ``X-Rebound-Idempotency-Key``.
+- Rate limit: per company 50 (Starter) / 100 / 200 requests per minute, 429 with
+  ``Retry-After`` seconds; some routes have a burst limit: dev.frontapp.com/docs/rate-limiting
+  [V] → ``RateLimit(50, 60)``.
 """
 
 from __future__ import annotations
@@ -32,17 +61,36 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+import requests
+
 from integrations.base import (
     AuthorRole,
+    Connection,
+    DeliveryResult,
     EventType,
     Handshake,
     InboundRequest,
+    OutboundAction,
     PayloadError,
+    RateLimit,
     SignatureError,
     TicketEvent,
     body_hash_key,
     key_from_id,
     register,
+    register_client,
+)
+from integrations.outbound import (
+    Exchange,
+    credential,
+    html_body,
+    plain_body,
+    require_body,
+    require_fields,
+    require_status,
+    segment,
+    tag_changes,
+    text_id,
 )
 from integrations.payload import (
     MAX_ID,
@@ -307,3 +355,96 @@ def _tags(value: Any) -> tuple[str, ...]:
 
 
 register(FrontAdapter())
+
+
+# --- write-back ---------------------------------------------------------------------------
+
+_MAX_TAG_PAGES = 20  # 100 tags a page: 2,000 tags looked through at most
+
+
+class FrontClient:
+    """Comments, replies, status, tags and custom fields on Front conversations."""
+
+    kind: ClassVar[str] = "front"
+    rate_limit: ClassVar[RateLimit] = RateLimit(50, 60.0)  # Starter plan, the lowest
+
+    def deliver(self, action: OutboundAction, connection: Connection, session: requests.Session) -> DeliveryResult:
+        token = (connection.credentials.get("api_token") or "").strip()
+        exchange = Exchange(action, connection, session,
+                            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        return exchange.run(lambda: self._steps(action, connection, exchange))
+
+    def _steps(self, action: OutboundAction, connection: Connection, exchange: Exchange) -> str | None:
+        credential(connection, "api_token")
+        conversation = f"/conversations/{segment(action.ticket_id, 'Front conversation id')}"
+        author = {"author_id": action.author_id.strip()} if (action.author_id or "").strip() else {}
+        if action.kind == "note":
+            require_body(action)
+            response = exchange.call("POST", f"{conversation}/comments", json={"body": plain_body(action), **author})
+            return text_id(as_object(exchange.json(response)).get("id"))
+        if action.kind == "reply":
+            require_body(action)
+            response = exchange.call("POST", f"{conversation}/messages",
+                                     json={"body": html_body(action), "text": plain_body(action), **author})
+            data = as_object(exchange.json(response)) if response.content.strip() else {}
+            return text_id(data.get("id")) or text_id(data.get("message_uid"))
+        if action.kind == "status":
+            status = require_status(action)
+            exchange.call("PATCH", conversation, json={"status_id" if status.startswith("sts_") else "status": status})
+            return None
+        if action.kind == "fields":
+            found = as_object(exchange.json(exchange.call("GET", conversation))).get("custom_fields")
+            current = dict(found) if isinstance(found, Mapping) else {}
+            merged = {**current, **require_fields(action)}
+            if merged != current:  # custom_fields replaces them all: send every one back
+                exchange.call("PATCH", conversation, json={"custom_fields": merged})
+            return None
+        if action.kind == "tags":
+            add, remove = tag_changes(action)
+            on_conversation = _tag_objects(as_object(exchange.json(exchange.call("GET", conversation))).get("tags"))
+            present_ids = {tag_id for tag_id, _name in on_conversation}
+            present_names = {name.casefold(): tag_id for tag_id, name in on_conversation}
+            remove_ids = [tag_id for tag_id in dict.fromkeys(
+                tag if tag.startswith("tag_") else present_names.get(tag.casefold(), "") for tag in remove)
+                if tag_id in present_ids]
+            missing = [tag for tag in add if tag not in present_ids and tag.casefold() not in present_names]
+            add_ids = [tag_id for tag_id in dict.fromkeys(self._tag_ids(exchange, missing)) if tag_id not in present_ids]
+            if add_ids:
+                exchange.call("POST", f"{conversation}/tags", json={"tag_ids": add_ids})
+            if remove_ids:
+                exchange.call("DELETE", f"{conversation}/tags", json={"tag_ids": remove_ids})
+            return None
+        raise ValueError(f"unknown action kind {action.kind!r}")
+
+    def _tag_ids(self, exchange: Exchange, names: list[str]) -> list[str]:
+        """Ids for tag ``names`` (values starting ``tag_`` are ids already), creating those Front
+        does not know."""
+        ids = {name: name for name in names if name.startswith("tag_")}
+        wanted = {name.casefold(): name for name in names if name not in ids}
+        next_url: str | None = "/tags?limit=100" if wanted else None
+        for _page in range(_MAX_TAG_PAGES):
+            if not next_url:
+                break
+            page = as_object(exchange.json(exchange.call("GET", next_url)))
+            for tag_id, name in _tag_objects(page.get("_results")):
+                if (original := wanted.pop(name.casefold(), None)) is not None:
+                    ids[original] = tag_id
+            next_url = text(as_object(page.get("_pagination")).get("next")) if wanted else None
+        for name in wanted.values():  # not in Front yet: create it (a company tag)
+            created = as_object(exchange.json(exchange.call("POST", "/tags", json={"name": name})))
+            if tag_id := text_id(created.get("id")):
+                ids[name] = tag_id
+        return [ids[name] for name in names if name in ids]
+
+
+def _tag_objects(value: Any) -> list[tuple[str, str]]:
+    """``(id, name)`` of a list of Front tag objects."""
+    out = []
+    for tag in value if isinstance(value, list) else []:
+        tag = as_object(tag)
+        if (tag_id := text_id(tag.get("id"))) and (name := text(tag.get("name"))):
+            out.append((tag_id, name))
+    return out
+
+
+register_client(FrontClient())

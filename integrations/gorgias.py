@@ -26,22 +26,71 @@ Vendor facts used here, and where they were checked:
   variable per key; ``{{ticket.customer.name}}``, ``{{ticket.language}}``,
   ``{{ticket.messages[-1].id}}`` and ``{{ticket.messages[-1].from_agent}}`` follow the object
   fields [U as template variables].
+
+Write-back (``GorgiasClient``), and where each fact was checked:
+
+- Messages: ``POST /api/tickets/{id}/messages`` (developers.gorgias.com "Create a message" and
+  the "Create a new message in ticket via API" tutorial) [V]: ``channel`` and ``from_agent`` are
+  required; an internal note is ``channel: "internal-note"`` (always outgoing, never sent to the
+  customer); an outgoing reply has ``from_agent: true``, a ``sender`` that is a user, a
+  ``receiver`` that is the customer, ``via: "api"``, a ``source`` with ``from``/``to`` addresses
+  and ``body_text``/``body_html`` [V for the fields, U for which of them Gorgias insists on].
+  ``external_id`` (≤ 255 characters, "not used by Gorgias, feel free to set it") carries our
+  idempotency key [V] so a duplicate left by a lost answer can be recognised; Gorgias does not
+  de-duplicate on it. The reply goes out on the ``email`` channel from ``from_address`` (a
+  credential; default ``api_email``), which must be one of the account's email integrations [U].
+- Status: ``PUT /api/tickets/{id}`` with ``{"status": "open"|"closed"}`` [S: reference §2.3 U,
+  third-party OpenAPI-derived docs (withone.ai) list status in Update a Ticket].
+- Tags: ``POST /api/tickets/{id}/tags`` adds ``{"names": [...]}`` and ``DELETE`` the same path
+  removes them; ``PUT`` would replace the list [S: Pipedream issue #19169 quoting
+  developers.gorgias.com endpoint names; withone.ai's OpenAPI-derived pages give the ``ids``/
+  ``names`` bodies]. Both are idempotent.
+- Custom fields: ``PUT /api/tickets/{id}/custom-fields`` **replaces all values** ("any field
+  that currently has a value on the ticket but is not included in the request body will be
+  deleted"; safe pattern: GET, merge, PUT the full list of ``{"id", "value"}``):
+  developers.gorgias.com/reference/update-ticket-custom-fields [V]. So fields are
+  read-modify-write; the GET answers a list of ``{"field": {"id"}, "value"}`` [S], read also
+  under ``"data"``.
+- Idempotency header: none documented → only ``X-Rebound-Idempotency-Key``.
+- Rate limit: API key 40 requests per 20 s (OAuth 80), 429 with ``Retry-after`` [V, reference
+  §2.3] → ``RateLimit(40, 20)``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
+import requests
+
 from integrations.base import (
     AuthorRole,
+    Connection,
+    DeliveryResult,
     EventType,
     Handshake,
     InboundRequest,
+    OutboundAction,
+    RateLimit,
     TicketEvent,
     body_hash_key,
     register,
+    register_client,
+)
+from integrations.outbound import (
+    ActionRefused,
+    Exchange,
+    credential,
+    html_body,
+    plain_body,
+    require_body,
+    require_fields,
+    require_status,
+    segment,
+    tag_changes,
+    text_id,
 )
 from integrations.payload import (
     NUMERIC_ID,
@@ -228,3 +277,94 @@ _SAMPLE = b"""{"event":"ticket-created","ticket_id":"48213907",\
 """
 
 register(GorgiasAdapter())
+
+
+# --- write-back ---------------------------------------------------------------------------
+
+_MAX_EXTERNAL_ID = 255
+
+
+class GorgiasClient:
+    """Internal notes, replies, status, tags and custom fields on Gorgias tickets."""
+
+    kind: ClassVar[str] = "gorgias"
+    rate_limit: ClassVar[RateLimit] = RateLimit(40, 20.0)  # API key: 40 per 20 s window
+
+    def deliver(self, action: OutboundAction, connection: Connection, session: requests.Session) -> DeliveryResult:
+        email = (connection.credentials.get("api_email") or "").strip()
+        key = (connection.credentials.get("api_key") or "").strip()
+        exchange = Exchange(action, connection, session, auth=(email, key),
+                            headers={"Content-Type": "application/json"})
+        return exchange.run(lambda: self._steps(action, connection, exchange))
+
+    def _steps(self, action: OutboundAction, connection: Connection, exchange: Exchange) -> str | None:
+        email = credential(connection, "api_email")
+        credential(connection, "api_key")
+        ticket = f"/api/tickets/{segment(action.ticket_id, 'Gorgias ticket id', NUMERIC_ID)}"
+        if action.kind in ("note", "reply"):
+            require_body(action)
+            author = (action.author_id or "").strip()
+            message: dict[str, Any] = {
+                "from_agent": True,
+                "via": "api",
+                "sender": {"id": int(author)} if NUMERIC_ID.fullmatch(author) else {"email": email},
+                "body_text": plain_body(action),
+                "body_html": html_body(action),
+                "external_id": _external_id(action.idempotency_key),
+            }
+            if action.kind == "note":
+                message.update(channel="internal-note", source={"type": "internal-note"})
+            else:
+                to = (action.recipient_email or "").strip()
+                if not to:
+                    raise ActionRefused("A Gorgias reply needs recipient_email (the customer's address).")
+                sender = (connection.credentials.get("from_address") or "").strip() or email
+                message.update(channel="email", receiver={"email": to},
+                               source={"type": "email", "from": {"address": sender}, "to": [{"address": to}]})
+            response = exchange.call("POST", f"{ticket}/messages", json=message)
+            return text_id(as_object(exchange.json(response)).get("id"))
+        if action.kind == "status":
+            exchange.call("PUT", ticket, json={"status": require_status(action)})
+            return None
+        if action.kind == "tags":
+            add, remove = tag_changes(action)
+            if add:
+                exchange.call("POST", f"{ticket}/tags", json={"names": add})
+            if remove:
+                exchange.call("DELETE", f"{ticket}/tags", json={"names": remove})
+            return None
+        if action.kind == "fields":
+            updates = {}
+            for key, value in require_fields(action).items():
+                if not NUMERIC_ID.fullmatch(key):
+                    raise ActionRefused(f"Gorgias custom fields are set by numeric id, not {key[:40]!r}.")
+                updates[int(key)] = value
+            # PUT replaces every value: read the current ones and send them back with ours.
+            current = _field_values(exchange.json(exchange.call("GET", f"{ticket}/custom-fields")))
+            merged = {**current, **updates}
+            if merged != current:
+                exchange.call("PUT", f"{ticket}/custom-fields",
+                              json=[{"id": field_id, "value": value} for field_id, value in merged.items()])
+            return None
+        raise ValueError(f"unknown action kind {action.kind!r}")
+
+
+def _external_id(key: str) -> str:
+    key = (key or "").strip()
+    return key if len(key) <= _MAX_EXTERNAL_ID else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _field_values(data: Any) -> dict[int, Any]:
+    """``{field id: value}`` from List ticket field values: a list (or ``{"data": list}``) of
+    ``{"field": {"id"}, "value"}``; entries without a value are left out."""
+    items = data.get("data") if isinstance(data, Mapping) else data
+    values: dict[int, Any] = {}
+    for item in items if isinstance(items, list) else []:
+        item = as_object(item)
+        field_id = as_object(item.get("field")).get("id", item.get("field_id"))
+        if isinstance(field_id, int) and not isinstance(field_id, bool) and item.get("value") is not None:
+            values[field_id] = item["value"]
+    return values
+
+
+register_client(GorgiasClient())

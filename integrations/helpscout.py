@@ -16,6 +16,32 @@ Vendor facts used here, and where they were checked:
   developer.helpscout.com (legacy conversation object) [V]; ``_links.web.href`` [U].
 - The order of ``_embedded.threads`` is not specified [S], so the newest thread is chosen by
   ``createdAt``; without one, the first thread wins (the API lists newest first [U]).
+
+Write-back (``HelpScoutClient``, Mailbox/Inbox API 2.0), and where each fact was checked:
+
+- Note: ``POST /v2/conversations/{id}/notes`` with ``{"text"}`` (optional ``user``); reply:
+  ``POST /v2/conversations/{id}/reply`` with ``{"customer": {"id"}, "text"}`` — ``customer`` and
+  ``text`` are required, ``draft``/``user``/``status`` optional; both answer 201 with the new
+  thread's id in ``Resource-ID``: developer.helpscout.com/mailbox-api (Create Note, Create
+  Reply Thread) [V]. The customer's id is read from the conversation's ``primaryCustomer``
+  (``GET /v2/conversations/{id}``, [V] by the webhook payload above); without one,
+  ``{"email": recipient_email}`` is sent [U: the Create Conversation form of a customer].
+- Status: ``PATCH /v2/conversations/{id}`` with the JSON Patch ``{"op": "replace", "path":
+  "/status", "value": "active"|"pending"|"closed"|"spam"}`` [S: reference §4.3 U; a public
+  client's schema lists the paths /subject, /mailboxId, /status, /assignTo].
+- Tags: ``PUT /v2/conversations/{id}/tags`` with ``{"tags": [...]}``; "the entire tag list …
+  must be sent … tags not part of the payload will be removed"; unknown tags are created:
+  developer.helpscout.com Update Tags [V] → read-modify-write from the conversation's ``tags``
+  (``[{"id", "tag"}]``).
+- Custom fields: ``PUT /v2/conversations/{id}/fields`` with ``{"fields": [{"id", "value"}]}``
+  [S: reference §4.3 U; a public client puts ``conversations/{id}/fields``]. Whether it replaces
+  unlisted fields is not documented, so it is read-modify-written from ``customFields``
+  (``[{"id", "name", "value"}]``) too; fields may be named by id or by name.
+- Auth: OAuth2 bearer ``access_token`` [V]. Idempotency header: none documented → only
+  ``X-Rebound-Idempotency-Key``.
+- Rate limit: per account, by plan; **writes count as 2**; 429 with
+  ``X-RateLimit-Retry-After`` (seconds): developer.helpscout.com/mailbox-api/overview/rate-limiting
+  [V]; the legacy 200/min → ``RateLimit(100, 60)`` (100 writes fill 200).
 """
 
 from __future__ import annotations
@@ -25,14 +51,34 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
+import requests
+
 from integrations.base import (
     AuthorRole,
+    Connection,
+    DeliveryResult,
     EventType,
     Handshake,
     InboundRequest,
+    OutboundAction,
+    RateLimit,
     SignatureError,
     TicketEvent,
     register,
+    register_client,
+)
+from integrations.outbound import (
+    ActionRefused,
+    Exchange,
+    credential,
+    html_body,
+    merge_tags,
+    require_body,
+    require_fields,
+    require_status,
+    segment,
+    tag_changes,
+    text_id,
 )
 from integrations.payload import (
     NUMERIC_ID,
@@ -240,3 +286,79 @@ shoes are too small. I would like to return them for a refund.</div><div><br></d
 """
 
 register(HelpScoutAdapter())
+
+
+# --- write-back ---------------------------------------------------------------------------
+
+
+class HelpScoutClient:
+    """Notes, replies, status, tags and custom fields on Help Scout conversations."""
+
+    kind: ClassVar[str] = "helpscout"
+    rate_limit: ClassVar[RateLimit] = RateLimit(100, 60.0)  # 200/min, writes count 2
+
+    def deliver(self, action: OutboundAction, connection: Connection, session: requests.Session) -> DeliveryResult:
+        token = (connection.credentials.get("access_token") or "").strip()
+        exchange = Exchange(action, connection, session,
+                            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        return exchange.run(lambda: self._steps(action, connection, exchange))
+
+    def _steps(self, action: OutboundAction, connection: Connection, exchange: Exchange) -> str | None:
+        credential(connection, "access_token")
+        conversation = f"/v2/conversations/{segment(action.ticket_id, 'Help Scout conversation id', NUMERIC_ID)}"
+        author = (action.author_id or "").strip()
+        user = {"user": int(author)} if NUMERIC_ID.fullmatch(author) else {}
+        if action.kind == "note":
+            require_body(action)
+            response = exchange.call("POST", f"{conversation}/notes", json={"text": html_body(action), **user})
+            return text_id(response.headers.get("Resource-ID"))
+        if action.kind == "reply":
+            require_body(action)
+            found = as_object(exchange.json(exchange.call("GET", conversation)))
+            customer_id = as_object(found.get("primaryCustomer")).get("id")
+            if isinstance(customer_id, int) and not isinstance(customer_id, bool):
+                customer: dict[str, Any] = {"id": customer_id}
+            elif (action.recipient_email or "").strip():
+                customer = {"email": (action.recipient_email or "").strip()}
+            else:
+                raise ActionRefused("The Help Scout conversation has no primary customer to reply to.")
+            response = exchange.call("POST", f"{conversation}/reply",
+                                     json={"customer": customer, "text": html_body(action), **user})
+            return text_id(response.headers.get("Resource-ID"))
+        if action.kind == "status":
+            exchange.call("PATCH", conversation,
+                          json={"op": "replace", "path": "/status", "value": require_status(action)})
+            return None
+        if action.kind == "tags":
+            add, remove = tag_changes(action)
+            current = list(_tags(as_object(exchange.json(exchange.call("GET", conversation))).get("tags")))
+            wanted = merge_tags(current, add, remove)
+            if wanted != current:
+                exchange.call("PUT", f"{conversation}/tags", json={"tags": wanted})
+            return None
+        if action.kind == "fields":
+            updates = require_fields(action)
+            found = as_object(exchange.json(exchange.call("GET", conversation))).get("customFields")
+            current: dict[int, Any] = {}
+            by_name: dict[str, int] = {}
+            for item in found if isinstance(found, list) else []:
+                item = as_object(item)
+                field_id = item.get("id")
+                if isinstance(field_id, int) and not isinstance(field_id, bool):
+                    current[field_id] = item.get("value")
+                    if name := text(item.get("name")):
+                        by_name[name.casefold()] = field_id
+            merged = dict(current)
+            for key, value in updates.items():
+                field_id = int(key) if NUMERIC_ID.fullmatch(key) else by_name.get(key.casefold())
+                if field_id is None:
+                    raise ActionRefused(f"No Help Scout custom field {key[:40]!r} on this conversation; use its id.")
+                merged[field_id] = value
+            if merged != current:
+                exchange.call("PUT", f"{conversation}/fields", json={"fields": [
+                    {"id": field_id, "value": value} for field_id, value in merged.items() if value is not None]})
+            return None
+        raise ValueError(f"unknown action kind {action.kind!r}")
+
+
+register_client(HelpScoutClient())

@@ -17,6 +17,31 @@ Payloads of the older webhook API use ``conversation_message`` and ``user`` inst
 ``source`` and ``contacts`` [S: zulip/zulip's Intercom fixtures]; both are read. Bodies are
 HTML, or plain text for API version 2.15+ [V, OpenAPI 2.16]; either way they become text.
 The ``ping`` topic tests the endpoint and carries ``"id": null`` [S: zulip fixtures].
+
+Write-back (``IntercomClient``), every request checked against the official OpenAPI document
+``intercom/Intercom-OpenAPI`` ``descriptions/2.16/api.intercom.io.yaml`` [V] (the tests validate
+each request the client sends against it):
+
+- Note / reply: ``POST /conversations/{conversation_id}/reply`` with ``{"message_type": "note" |
+  "comment", "type": "admin", "admin_id", "body"}`` (``admin_reply_conversation_request``).
+- Status: ``POST /conversations/{conversation_id}/parts`` with ``{"message_type": "close",
+  "type": "admin", "admin_id"}`` or ``{"message_type": "open", "admin_id"}``. Snoozing needs a
+  ``snoozed_until`` time the action cannot carry, so ``snoozed`` is refused.
+- Tags: ``POST /conversations/{conversation_id}/tags`` ``{"id", "admin_id"}`` and ``DELETE
+  /conversations/{conversation_id}/tags/{tag_id}`` ``{"admin_id"}`` take tag *ids*. The
+  conversation's own tags come with ``GET /conversations/{conversation_id}``; a name not on it
+  is turned into an id with ``POST /tags`` ``{"name"}``, which creates the tag "if not found"
+  and answers it (names are case-insensitive), so no tag list is paged through. Only missing
+  tags are attached and only present ones detached: a retry is harmless.
+- Custom attributes: ``PUT /conversations/{conversation_id}`` ``{"custom_attributes": {...}}``
+  (the path id is an integer there, so conversation ids must be numeric).
+- Headers: Bearer token and ``Intercom-Version: 2.16``. No idempotency header in the spec →
+  only ``X-Rebound-Idempotency-Key``; a reply has no field for our key.
+- Rate limit: not in the spec. Intercom's "Rate Limiting" page: 10,000 calls per minute per app
+  and 25,000 per workspace, enforced in 10-second windows, 429 with ``X-RateLimit-*``
+  [S: developers.intercom.com (2.17 page) and api-evangelist's transcription agree] →
+  ``RateLimit(166, 10)``: the page's own example of 1,000/min (167 per window) less one — a tenth
+  of the default, leaving the workspace budget to the other apps.
 """
 
 from __future__ import annotations
@@ -27,16 +52,35 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
+import requests
+
 from integrations.base import (
     AuthorRole,
+    Connection,
+    DeliveryResult,
     EventType,
     Handshake,
     InboundRequest,
+    OutboundAction,
     PayloadError,
+    RateLimit,
     TicketEvent,
     body_hash_key,
     key_from_id,
     register,
+    register_client,
+)
+from integrations.outbound import (
+    ActionRefused,
+    Exchange,
+    credential,
+    html_body,
+    require_body,
+    require_fields,
+    require_status,
+    segment,
+    tag_changes,
+    text_id,
 )
 from integrations.payload import (
     MAX_ID,
@@ -249,3 +293,85 @@ def _tags(value: Any) -> tuple[str, ...]:
 
 
 register(IntercomAdapter())
+
+
+# --- write-back ---------------------------------------------------------------------------
+
+API_VERSION = "2.16"
+_CONVERSATION_ID = re.compile(r"[0-9]{1,30}")
+_CLOSE = frozenset({"close", "closed"})
+_OPEN = frozenset({"open", "opened", "reopen"})
+
+
+class IntercomClient:
+    """Notes, replies, open/close, tags and custom attributes on Intercom conversations."""
+
+    kind: ClassVar[str] = "intercom"
+    rate_limit: ClassVar[RateLimit] = RateLimit(166, 10.0)  # a tenth of 10,000/min per app
+
+    def deliver(self, action: OutboundAction, connection: Connection, session: requests.Session) -> DeliveryResult:
+        token = (connection.credentials.get("access_token") or "").strip()
+        exchange = Exchange(action, connection, session, headers={
+            "Authorization": f"Bearer {token}", "Intercom-Version": API_VERSION, "Content-Type": "application/json"})
+        return exchange.run(lambda: self._steps(action, connection, exchange))
+
+    def _steps(self, action: OutboundAction, connection: Connection, exchange: Exchange) -> str | None:
+        credential(connection, "access_token")
+        conversation = f"/conversations/{segment(action.ticket_id, 'Intercom conversation id', _CONVERSATION_ID)}"
+        if action.kind == "fields":
+            exchange.call("PUT", conversation, json={"custom_attributes": require_fields(action)})
+            return None
+        admin_id = (action.author_id or "").strip() or credential(connection, "admin_id")
+        if action.kind in ("note", "reply"):
+            require_body(action)
+            response = exchange.call("POST", f"{conversation}/reply", json={
+                "message_type": "note" if action.kind == "note" else "comment",
+                "type": "admin", "admin_id": admin_id, "body": html_body(action)})
+            return _last_part_id(exchange.json(response))
+        if action.kind == "status":
+            status = require_status(action).lower()
+            if status in _CLOSE:
+                body: dict[str, Any] = {"message_type": "close", "type": "admin", "admin_id": admin_id}
+            elif status in _OPEN:
+                body = {"message_type": "open", "admin_id": admin_id}
+            else:
+                raise ActionRefused(f"Intercom write-back sets open or closed, not {status[:40]!r} "
+                                    "(snoozing needs a time).")
+            exchange.call("POST", f"{conversation}/parts", json=body)
+            return None
+        if action.kind == "tags":
+            add, remove = tag_changes(action)
+            tags = as_object(as_object(exchange.json(exchange.call("GET", conversation))).get("tags")).get("tags")
+            present: dict[str, str] = {}  # name (folded) → id
+            for tag in tags if isinstance(tags, list) else []:
+                tag = as_object(tag)
+                if (tag_id := text_id(tag.get("id"))) and (name := text(tag.get("name"))):
+                    present[name.casefold()] = tag_id
+            for name in add:
+                if name.casefold() in present:
+                    continue
+                # Creates the tag if the workspace has none of that name, else answers it.
+                tag_id = text_id(as_object(exchange.json(exchange.call("POST", "/tags", json={"name": name}))).get("id"))
+                if not tag_id:
+                    raise ActionRefused(f"Intercom answered no id for tag {name[:40]!r}.")
+                if tag_id not in present.values():
+                    exchange.call("POST", f"{conversation}/tags", json={"id": tag_id, "admin_id": admin_id})
+                    present[name.casefold()] = tag_id
+            for name in remove:
+                if tag_id := present.pop(name.casefold(), None):
+                    exchange.call("DELETE", f"{conversation}/tags/{segment(tag_id, 'Intercom tag id')}",
+                                  json={"admin_id": admin_id})
+            return None
+        raise ValueError(f"unknown action kind {action.kind!r}")
+
+
+def _last_part_id(data: Any) -> str | None:
+    """The id of the part our reply created: the conversation comes back with its parts, oldest
+    first [S: Intercom's reply examples]."""
+    parts = as_object(as_object(data).get("conversation_parts")).get("conversation_parts")
+    if isinstance(parts, list) and parts and isinstance(parts[-1], dict):
+        return text_id(parts[-1].get("id"))
+    return None
+
+
+register_client(IntercomClient())

@@ -15,6 +15,26 @@ The default body is ``{"ticket": {…}, "article": {…}}`` [V, Zammad admin doc
 ``content_type`` (``text/html`` or ``text/plain``), ``sender`` ("Customer", "Agent" or
 "System"), ``from``, ``internal`` and ``created_at``. Tags are not in the default payload
 [V: absent from the sample]; a custom payload may add a ``tags`` list, which is read.
+
+Write-back (``ZammadClient``), and where each fact was checked:
+
+- Articles: ``POST /api/v1/ticket_articles`` with ``{"ticket_id", "body", "content_type":
+  "text/html"|"text/plain", "type", "internal"}`` (plus ``to``/``cc``/``subject``), answering
+  201 with the article: zammad-documentation ``api/ticket/articles.rst`` [V]. A note is
+  ``type: "note", internal: true``; a public reply is ``type: "email", internal: false`` with
+  ``to`` (``recipient_email``, required) and ``subject`` — the ticket's title, read with ``GET
+  /api/v1/tickets/{id}`` [V for the article fields, U for which Zammad requires on email].
+- State and custom attributes: ``PUT /api/v1/tickets/{id}`` with ``{"state": "open"|"closed"|…}``
+  (names, not ids) and object-manager attributes by name at the top level:
+  zammad-documentation ``api/ticket/index.rst`` Update [V for state, U for custom attributes].
+- Tags: ``GET /api/v1/tags?object=Ticket&o_id={id}`` lists ``{"tags": [...]}``; ``POST
+  /api/v1/tags/add`` and ``DELETE /api/v1/tags/remove`` each take one ``{"item", "object":
+  "Ticket", "o_id"}`` (add creates unknown tags): ``api/ticket/tags.rst`` [V]. Only missing tags
+  are added and present ones removed, so a retry is harmless.
+- Auth: ``Authorization: Token token=<token>`` [V, reference §7.3]. Idempotency header: none
+  documented → only ``X-Rebound-Idempotency-Key``.
+- Rate limit: none documented for self-hosted Zammad [U] → a generous ``RateLimit(600, 60)``
+  so one install is not flooded by our queue.
 """
 
 from __future__ import annotations
@@ -25,18 +45,47 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import Any, ClassVar
 
+import requests
+
 from integrations.base import (
     AuthorRole,
+    Connection,
+    DeliveryResult,
     EventType,
     Handshake,
     InboundRequest,
+    OutboundAction,
     PayloadError,
+    RateLimit,
     TicketEvent,
     body_hash_key,
+    register_client,
     key_from_id,
     register,
 )
-from integrations.payload import as_object, iso_time, joined, json_object, required_id, text, unique_texts
+from integrations.outbound import (
+    ActionRefused,
+    Exchange,
+    credential,
+    html_body,
+    plain_body,
+    require_body,
+    require_fields,
+    require_status,
+    segment,
+    tag_changes,
+    text_id,
+)
+from integrations.payload import (
+    NUMERIC_ID,
+    as_object,
+    iso_time,
+    joined,
+    json_object,
+    required_id,
+    text,
+    unique_texts,
+)
 from integrations.signing import prefixed_hex, read_prefixed_hex, require_hmac
 from integrations.text import html_to_text
 
@@ -181,3 +230,71 @@ def _tags(value: Any) -> tuple[str, ...]:
 
 
 register(ZammadAdapter())
+
+
+# --- write-back ---------------------------------------------------------------------------
+
+_NOT_FIELDS = frozenset({"id", "article", "number", "created_at", "updated_at"})
+
+
+class ZammadClient:
+    """Internal notes, email replies, state, tags and attributes on Zammad tickets."""
+
+    kind: ClassVar[str] = "zammad"
+    rate_limit: ClassVar[RateLimit] = RateLimit(600, 60.0)  # none documented: generous
+
+    def deliver(self, action: OutboundAction, connection: Connection, session: requests.Session) -> DeliveryResult:
+        token = (connection.credentials.get("api_token") or "").strip()
+        exchange = Exchange(action, connection, session, headers={
+            "Authorization": f"Token token={token}", "Content-Type": "application/json"})
+        return exchange.run(lambda: self._steps(action, connection, exchange))
+
+    def _steps(self, action: OutboundAction, connection: Connection, exchange: Exchange) -> str | None:
+        credential(connection, "api_token")
+        ticket_id = segment(action.ticket_id, "Zammad ticket id", NUMERIC_ID)
+        ticket = f"/api/v1/tickets/{ticket_id}"
+        if action.kind in ("note", "reply"):
+            require_body(action)
+            has_html = bool((action.body_html or "").strip())
+            article: dict[str, Any] = {
+                "ticket_id": int(ticket_id),
+                "body": html_body(action) if has_html else plain_body(action),
+                "content_type": "text/html" if has_html else "text/plain",
+            }
+            if action.kind == "note":
+                article.update(type="note", internal=True)
+            else:
+                to = (action.recipient_email or "").strip()
+                if not to:
+                    raise ActionRefused("A Zammad email reply needs recipient_email.")
+                title = text(as_object(exchange.json(exchange.call("GET", ticket))).get("title"))
+                article.update(type="email", internal=False, to=to, subject=title or f"Ticket {ticket_id}")
+            response = exchange.call("POST", "/api/v1/ticket_articles", json=article)
+            return text_id(as_object(exchange.json(response)).get("id"))
+        if action.kind == "status":
+            exchange.call("PUT", ticket, json={"state": require_status(action)})
+            return None
+        if action.kind == "fields":
+            fields = require_fields(action)
+            if refused := sorted(_NOT_FIELDS & set(fields)):
+                raise ActionRefused(f"Not custom attributes: {', '.join(refused)}.")
+            exchange.call("PUT", ticket, json=fields)
+            return None
+        if action.kind == "tags":
+            add, remove = tag_changes(action)
+            listed = as_object(exchange.json(exchange.call(
+                "GET", "/api/v1/tags", params={"object": "Ticket", "o_id": ticket_id}))).get("tags")
+            present = {tag.casefold(): tag for tag in listed if isinstance(tag, str)} if isinstance(listed, list) else {}
+            for tag in add:
+                if tag.casefold() not in present:
+                    exchange.call("POST", "/api/v1/tags/add",
+                                  json={"item": tag, "object": "Ticket", "o_id": int(ticket_id)})
+            for tag in remove:
+                if (existing := present.get(tag.casefold())) is not None:
+                    exchange.call("DELETE", "/api/v1/tags/remove",
+                                  json={"item": existing, "object": "Ticket", "o_id": int(ticket_id)})
+            return None
+        raise ValueError(f"unknown action kind {action.kind!r}")
+
+
+register_client(ZammadClient())

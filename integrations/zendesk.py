@@ -29,6 +29,24 @@ Vendor facts used here, and where they were checked:
 - Users API ``GET /api/v2/users/{id}.json`` answering ``{"user": {"email", "name", …}}`` with
   Basic auth ``{email}/token:{api_token}``: developer.zendesk.com Users and Ticket Comments
   reference [V].
+
+Write-back (``ZendeskClient``), and where each fact was checked:
+
+- Note, public reply, status and custom fields: ``PUT /api/v2/tickets/{id}.json`` with
+  ``{"ticket": {"comment": {"body", "html_body", "public", "author_id"}, "status",
+  "custom_status_id", "custom_fields": [{"id", "value"}]}}`` (Update Ticket reference; a
+  ``custom_fields`` entry changes only that field) [S: reference §1.3, Pipedream's Zendesk
+  actions; U for ``html_body``/``custom_status_id``, standard Ticket fields].
+- Tags: ``PUT /api/v2/tickets/{id}/tags.json`` *adds* ``{"tags": [...]}`` and ``DELETE`` the
+  same path *removes* them, keeping the others (``POST`` would replace the list); neither works
+  on closed tickets: developer.zendesk.com Tags reference [V]. Both are idempotent, so no
+  read-modify-write is needed.
+- Idempotency: the ``Idempotency-Key`` header is documented for ticket *creation* only
+  (developer.zendesk.com Ticketing API introduction, "Idempotency") [V]; we never create tickets,
+  so only ``X-Rebound-Idempotency-Key`` (ignored by Zendesk) is sent. A comment has no field for
+  our key, so a note whose answer was lost (timeout) can be posted twice on retry.
+- Rate limits: account-wide per plan (e.g. 700/min on Suite Enterprise) and **Update Ticket
+  100/min per account**, 429 with ``Retry-After`` seconds [V, reference §1.3] → ``RateLimit(100, 60)``.
 """
 
 from __future__ import annotations
@@ -42,14 +60,31 @@ import requests
 
 from integrations.base import (
     AuthorRole,
+    Connection,
+    DeliveryResult,
     EventType,
     Handshake,
     InboundRequest,
     IntegrationError,
+    OutboundAction,
+    RateLimit,
     SignatureError,
     TicketEvent,
     body_hash_key,
     register,
+    register_client,
+)
+from integrations.outbound import (
+    Exchange,
+    credential,
+    html_body,
+    plain_body,
+    require_body,
+    require_fields,
+    require_status,
+    segment,
+    tag_changes,
+    text_id,
 )
 from integrations.payload import (
     NUMERIC_ID,
@@ -370,3 +405,75 @@ Can I get a refund, or swap it for a size M?\\n\\nThanks,\\nMaria Lopez","extern
 """
 
 register(ZendeskAdapter())
+
+
+# --- write-back ---------------------------------------------------------------------------
+
+
+class ZendeskClient:
+    """Notes, public replies, status, tags and custom fields on Zendesk Support tickets."""
+
+    kind: ClassVar[str] = "zendesk"
+    rate_limit: ClassVar[RateLimit] = RateLimit(100, 60.0)  # Update Ticket: 100/min per account
+
+    def deliver(self, action: OutboundAction, connection: Connection, session: requests.Session) -> DeliveryResult:
+        email = (connection.credentials.get("api_email") or "").strip()
+        token = (connection.credentials.get("api_token") or "").strip()
+        exchange = Exchange(action, connection, session, auth=(f"{email}/token", token),
+                            headers={"Content-Type": "application/json"})
+        return exchange.run(lambda: self._steps(action, connection, exchange))
+
+    def _steps(self, action: OutboundAction, connection: Connection, exchange: Exchange) -> str | None:
+        credential(connection, "api_email")
+        credential(connection, "api_token")
+        ticket = segment(action.ticket_id, _TICKET_NUMBER, NUMERIC_ID)
+        path = f"/api/v2/tickets/{ticket}.json"
+        if action.kind in ("note", "reply"):
+            require_body(action)
+            comment: dict[str, Any] = {"public": action.kind == "reply"}
+            if (action.body_html or "").strip():
+                comment["html_body"] = html_body(action)
+            if (action.body_text or "").strip() or "html_body" not in comment:
+                comment["body"] = plain_body(action)
+            if author := _numeric(action.author_id):
+                comment["author_id"] = author
+            response = exchange.call("PUT", path, json={"ticket": {"comment": comment}})
+            return _comment_id(exchange.json(response))
+        if action.kind == "status":
+            status = require_status(action)
+            # A number is a custom ticket status id; a word is a standard status (open, pending…).
+            change = {"custom_status_id": int(status)} if NUMERIC_ID.fullmatch(status) else {"status": status}
+            exchange.call("PUT", path, json={"ticket": change})
+            return None
+        if action.kind == "fields":
+            fields = [{"id": _numeric(key) or key, "value": value} for key, value in require_fields(action).items()]
+            exchange.call("PUT", path, json={"ticket": {"custom_fields": fields}})
+            return None
+        if action.kind == "tags":
+            add, remove = tag_changes(action)
+            tags_path = f"/api/v2/tickets/{ticket}/tags.json"
+            if add:
+                exchange.call("PUT", tags_path, json={"tags": add})
+            if remove:
+                exchange.call("DELETE", tags_path, json={"tags": remove})
+            return None
+        raise ValueError(f"unknown action kind {action.kind!r}")
+
+
+def _numeric(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if NUMERIC_ID.fullmatch(value) else None
+
+
+def _comment_id(data: Any) -> str | None:
+    """The new comment's id: Update Ticket answers with the ticket and an ``audit`` whose
+    ``events`` include the ``Comment`` (the audit shape is [U])."""
+    audit = as_object(as_object(data).get("audit"))
+    events = audit.get("events")
+    for event in events if isinstance(events, list) else []:
+        if isinstance(event, Mapping) and event.get("type") == "Comment":
+            return text_id(event.get("id"))
+    return None
+
+
+register_client(ZendeskClient())

@@ -44,6 +44,7 @@ from integrations.base import (
 )
 from integrations.payload import MAX_ID, iso_time, json_object, utc
 from integrations.signing import check_window, decode_base64, equals, parse_unix_time, require_any
+from integrations.text import clean
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -198,9 +199,10 @@ def _string(section: dict[str, Any], key: str, field: str, ids: bool = False) ->
         value = str(value)
     if not isinstance(value, str):
         raise PayloadError(f"{field} must be a string.", field)
-    if ids and len(value.strip()) > MAX_ID:
+    value = clean(value).strip()  # no NUL or lone surrogate reaches the database
+    if ids and len(value) > MAX_ID:
         raise PayloadError(f"{field} is longer than {MAX_ID} characters.", field)
-    return value.strip() or None
+    return value or None
 
 
 def _url(ticket: dict[str, Any]) -> str | None:

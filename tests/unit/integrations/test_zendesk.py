@@ -1,5 +1,6 @@
-"""Unit tests for the Zendesk adapter (integrations.zendesk): signatures, both payload styles and
-the requester lookup against a local HTTP server. No app, no DB."""
+"""Unit tests for what only the Zendesk adapter (integrations.zendesk) does: its signature computed
+by hand, both payload styles and the requester lookup against a local HTTP server. The contract
+all adapters keep is in test_adapter_contract.py. No app, no DB."""
 
 from __future__ import annotations
 
@@ -9,18 +10,18 @@ import hmac
 import json
 import socket
 import time
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 import requests
+from helpers import body_hash, inbound, json_values, loader, well_formed_or_none
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from integrations.base import InboundRequest, PayloadError, SignatureError, TicketEvent, get_adapter
+from integrations.base import InboundRequest, PayloadError, TicketEvent
 from integrations.zendesk import (
     ZendeskAdapter,
     ZendeskAPIError,
@@ -31,27 +32,20 @@ from integrations.zendesk import (
     fetch_requester,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "webhooks" / "zendesk"
 NOW = datetime(2026, 3, 2, 9, 14, 8, tzinfo=timezone.utc)
 SECRET = "dGhpc2lzYXNpZ25pbmdzZWNyZXQ"
-OLD_SECRET = "the-secret-before-rotation"
 adapter = ZendeskAdapter()
-
-
-def load(name: str) -> bytes:
-    return (DATA / name).read_bytes()
+load = loader("zendesk")
 
 
 def request(body: bytes, headers: dict[str, str] | None = None) -> InboundRequest:
-    return InboundRequest(method="POST", path="/webhooks/k", body=body, received_at=NOW,
-                          headers={k.lower(): v for k, v in (headers or {}).items()})
+    return inbound(body, headers, received_at=NOW)
 
 
-def zendesk_headers(body: bytes, secret: str = SECRET, at: datetime = NOW,
-                    invocation: str = "8350205582") -> dict[str, str]:
+def zendesk_headers(body: bytes, invocation: str = "8350205582") -> dict[str, str]:
     """The headers computed here with hmac and base64 directly, independently of sign()."""
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    digest = hmac.new(secret.encode(), stamp.encode() + body, hashlib.sha256).digest()
+    stamp = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = hmac.new(SECRET.encode(), stamp.encode() + body, hashlib.sha256).digest()
     return {
         "X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode(),
         "X-Zendesk-Webhook-Signature-Timestamp": stamp,
@@ -64,20 +58,6 @@ def parse(name: str) -> TicketEvent:
 
 
 # --- signatures -------------------------------------------------------------------------------
-
-
-def test_registered_under_its_kind() -> None:
-    """get_adapter("zendesk") finds the adapter; it has no handshake."""
-    found = get_adapter("zendesk")
-    assert isinstance(found, ZendeskAdapter) and found.kind == "zendesk"
-    assert "signing_secret" in found.secret_names
-    assert found.handshake(request(b"{}"), [SECRET]) is None
-
-
-def test_sign_produces_headers_verify_accepts() -> None:
-    """What sign() produces passes verify()."""
-    body = load("ticket_created.json")
-    adapter.verify(request(body, adapter.sign(body, SECRET, NOW, "inv-1")), [SECRET], NOW)
 
 
 def test_signature_computed_independently_passes() -> None:
@@ -101,98 +81,7 @@ def test_documented_example_signature_format() -> None:
     assert len(digest) == 32
 
 
-def test_wrong_secret_is_refused() -> None:
-    """A signature made with another secret raises SignatureError."""
-    body = load("ticket_created.json")
-    with pytest.raises(SignatureError):
-        adapter.verify(request(body, zendesk_headers(body, secret="not-the-secret")), [SECRET], NOW)
-
-
-@pytest.mark.parametrize("missing", ["X-Zendesk-Webhook-Signature", "X-Zendesk-Webhook-Signature-Timestamp"])
-def test_missing_header_is_refused(missing: str) -> None:
-    """Without the signature or its timestamp the request is refused."""
-    body = load("ticket_created.json")
-    headers = zendesk_headers(body)
-    del headers[missing]
-    with pytest.raises(SignatureError, match="Missing"):
-        adapter.verify(request(body, headers), [SECRET], NOW)
-
-
-def test_tampered_body_is_refused() -> None:
-    """One changed byte in the body breaks the signature."""
-    body = load("ticket_created.json")
-    headers = zendesk_headers(body)
-    with pytest.raises(SignatureError):
-        adapter.verify(request(body.replace(b"#1001", b"#1002"), headers), [SECRET], NOW)
-
-
-def test_timestamp_is_part_of_the_signature() -> None:
-    """Moving the timestamp header (to dodge the window) breaks the signature."""
-    body = load("ticket_created.json")
-    headers = zendesk_headers(body, at=NOW - timedelta(minutes=30))
-    headers["X-Zendesk-Webhook-Signature-Timestamp"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-    with pytest.raises(SignatureError, match="does not match"):
-        adapter.verify(request(body, headers), [SECRET], NOW)
-
-
-def test_rotated_out_secret_still_passes() -> None:
-    """A request signed with the previous secret passes while it is still in the list."""
-    body = load("ticket_created.json")
-    adapter.verify(request(body, zendesk_headers(body, secret=OLD_SECRET)), [SECRET, OLD_SECRET], NOW)
-
-
-@pytest.mark.parametrize("secrets", [[], [""]])
-def test_no_configured_secret_is_refused_never_skipped(secrets: list[str]) -> None:
-    """With no secret the check fails; it is never skipped."""
-    body = load("ticket_created.json")
-    with pytest.raises(SignatureError, match="No Zendesk secret"):
-        adapter.verify(request(body, zendesk_headers(body)), secrets, NOW)
-
-
-@pytest.mark.parametrize("offset", [timedelta(minutes=-6), timedelta(minutes=6), timedelta(days=-400)])
-def test_timestamp_outside_the_window_is_refused(offset: timedelta) -> None:
-    """A correctly signed request stamped more than 5 minutes away from now is a replay."""
-    body = load("ticket_created.json")
-    with pytest.raises(SignatureError, match="window"):
-        adapter.verify(request(body, zendesk_headers(body, at=NOW + offset)), [SECRET], NOW)
-
-
-@pytest.mark.parametrize("offset", [timedelta(minutes=-4, seconds=-59), timedelta(minutes=4)])
-def test_timestamp_inside_the_window_passes(offset: timedelta) -> None:
-    """Clock skew under 5 minutes either way is accepted."""
-    body = load("ticket_created.json")
-    adapter.verify(request(body, zendesk_headers(body, at=NOW + offset)), [SECRET], NOW)
-
-
-def test_naive_now_is_read_as_utc() -> None:
-    """A caller passing a naive UTC 'now' gets the same answer, not a TypeError."""
-    body = load("ticket_created.json")
-    adapter.verify(request(body, zendesk_headers(body)), [SECRET], NOW.replace(tzinfo=None))
-
-
-@pytest.mark.parametrize("header, value", [
-    ("X-Zendesk-Webhook-Signature-Timestamp", "yesterday"),
-    ("X-Zendesk-Webhook-Signature", "%%% not base64 %%%"),
-    ("X-Zendesk-Webhook-Signature", ""),
-])
-def test_garbled_headers_are_refused(header: str, value: str) -> None:
-    """A timestamp that is not ISO-8601 or a signature that is not base64 is a SignatureError."""
-    body = load("ticket_created.json")
-    headers = zendesk_headers(body) | {header: value}
-    with pytest.raises(SignatureError):
-        adapter.verify(request(body, headers), [SECRET], NOW)
-
-
 # --- delivery keys ----------------------------------------------------------------------------
-
-
-def test_delivery_key_is_the_invocation_id() -> None:
-    """Every retry of one invocation has the same key; another invocation another key."""
-    body = load("ticket_created.json")
-    first = adapter.delivery_key(request(body, zendesk_headers(body, invocation="111")))
-    retry = adapter.delivery_key(request(body, zendesk_headers(body, at=NOW + timedelta(seconds=30), invocation="111")))
-    other = adapter.delivery_key(request(body, zendesk_headers(body, invocation="222")))
-    assert first == retry != other
 
 
 def test_delivery_key_falls_back_to_event_id_then_body_hash() -> None:
@@ -201,14 +90,8 @@ def test_delivery_key_falls_back_to_event_id_then_body_hash() -> None:
     assert adapter.delivery_key(request(created)) == "zendesk:event:4f8a2c7e-9b1d-4e3f-a6c5-0d2e8b7f1a93"
     assert adapter.delivery_key(request(created)) != adapter.delivery_key(request(comment))
     trigger = load("trigger_created.json")
-    assert adapter.delivery_key(request(trigger)) == "sha256:" + hashlib.sha256(trigger).hexdigest()
+    assert adapter.delivery_key(request(trigger)) == body_hash(trigger)
     assert adapter.delivery_key(request(trigger)) != adapter.delivery_key(request(load("trigger_updated.json")))
-
-
-@pytest.mark.parametrize("body", [b"", b"not json", b"[1, 2]", b"[" * 100_000])
-def test_delivery_key_never_fails_on_a_bad_body(body: bytes) -> None:
-    """delivery_key answers for any body (it may run before parse refuses it)."""
-    assert adapter.delivery_key(request(body)).startswith("sha256:")
 
 
 # --- parsing: the event-subscription schema ---------------------------------------------------
@@ -228,14 +111,6 @@ def test_parse_ticket_created_event() -> None:
     assert event.tags == ("return", "web_widget")
     assert event.occurred_at == datetime(2026, 3, 2, 9, 14, 7, tzinfo=timezone.utc)
     assert event.external_event_id == "4f8a2c7e-9b1d-4e3f-a6c5-0d2e8b7f1a93"
-
-
-def test_sample_is_the_ticket_created_fixture() -> None:
-    """sample() is the same event as the fixture the setup guide's curl sends."""
-    assert json.loads(adapter.sample()) == json.loads(load("ticket_created.json"))
-    assert adapter.parse(request(adapter.sample())) == parse("ticket_created.json")
-    event = parse("ticket_created.json")
-    assert TicketEvent.from_dict(json.loads(json.dumps(event.to_dict()))) == event  # as the inbox stores it
 
 
 def test_parse_customer_comment_is_a_message() -> None:
@@ -364,33 +239,13 @@ def test_numeric_ticket_id_is_read_as_text() -> None:
 # --- bad and hostile input --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", [b"", b"   ", b"{not json", b'{"ticket_id": "1"', b"\xff\xfe\x00garbage"])
-def test_malformed_json_is_a_payload_error(body: bytes) -> None:
-    """Bodies that are not JSON raise PayloadError naming the body."""
-    with pytest.raises(PayloadError) as error:
-        adapter.parse(request(body))
-    assert error.value.field == "body"
-
-
-@pytest.mark.parametrize("body", [b"[]", b'"text"', b"42", b"null", b"[" * 50_000 + b"]" * 50_000])
-def test_json_that_is_not_an_object_is_a_payload_error(body: bytes) -> None:
-    """Arrays, scalars and absurdly deep nesting are refused cleanly."""
-    with pytest.raises(PayloadError):
-        adapter.parse(request(body))
-
-
-def test_hostile_and_huge_text_does_not_crash() -> None:
-    """Megabytes of text, NUL bytes, lone surrogates and markup are carried as text."""
+def test_odd_tags_and_bidi_subject_do_not_crash() -> None:
+    """Tags of every JSON type and a subject of bidi overrides parse (hostile message text: contract)."""
     payload = json.loads(load("ticket_created.json"))
-    payload["detail"]["description"] = "<script>alert(1)</script>\x00\ud800 " + "return #1001 " * 100_000
     payload["detail"]["subject"] = "\u202e" * 1000 + "Return"
     payload["detail"]["tags"] = ["a", 1, None, {"x": 1}, "a", " "]
     event = adapter.parse(request(json.dumps(payload).encode()))
-    assert event.message is not None and len(event.message) > 1_000_000
-    assert "\x00" not in event.message
-    event.message.encode("utf-8")  # no lone surrogate left
     assert event.tags == ("a", "1")
-    assert all(isinstance(tag, str) for tag in event.tags)
 
 
 def test_wrongly_typed_fields_are_ignored_not_fatal() -> None:
@@ -404,42 +259,16 @@ def test_wrongly_typed_fields_are_ignored_not_fatal() -> None:
     assert event.occurred_at is not None and event.occurred_at.tzinfo is not None
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
-    max_leaves=25,
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(body=st.binary(max_size=2000), signature=st.text(max_size=60), stamp=st.text(max_size=40))
-def test_fuzz_arbitrary_bytes_raise_only_our_errors(body: bytes, signature: str, stamp: str) -> None:
-    """Any body and header values: verify raises only SignatureError, parse only PayloadError."""
-    inbound = request(body, {"X-Zendesk-Webhook-Signature": signature, "X-Zendesk-Webhook-Signature-Timestamp": stamp})
-    with pytest.raises(SignatureError):
-        adapter.verify(inbound, [SECRET], NOW)
-    try:
-        adapter.parse(inbound)
-    except PayloadError:
-        pass
-    adapter.delivery_key(inbound)
-
-
 @settings(max_examples=300, deadline=None)
 @given(detail=st.dictionaries(st.sampled_from(["id", "subject", "description", "requester_id", "tags",
-                                               "submitter_id", "actor_id", "updated_at"]), json_values),
-       event=json_values, kind=st.sampled_from(["ticket.created", "ticket.comment_added", "ticket.status_changed",
+                                               "submitter_id", "actor_id", "updated_at"]), json_values()),
+       event=json_values(), kind=st.sampled_from(["ticket.created", "ticket.comment_added", "ticket.status_changed",
                                                 "user.created", "", "x"]))
 def test_fuzz_event_shaped_json_raises_only_payload_error(detail: dict[str, Any], event: Any, kind: str) -> None:
     """Event-shaped JSON with arbitrary values parses or raises PayloadError, nothing else."""
     body = json.dumps({"type": f"zen:event-type:{kind}", "detail": detail, "event": event}).encode()
-    try:
-        parsed = adapter.parse(request(body))
-    except PayloadError:
-        return
-    assert parsed.ticket_id.isdigit()
-    assert all(isinstance(tag, str) for tag in parsed.tags)
-    assert parsed.occurred_at is None or parsed.occurred_at.tzinfo is not None
+    parsed = well_formed_or_none(adapter, request(body))
+    assert parsed is None or parsed.ticket_id.isdigit()
 
 
 # --- fetch_requester, against a local server --------------------------------------------------

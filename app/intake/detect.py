@@ -118,8 +118,9 @@ def _p(pattern: str) -> str:
     return "".join(out)
 
 
-def _top_level_alternation(pattern: str) -> bool:
-    depth, i, in_class = 0, 0, False
+def _split_top(pattern: str) -> list[str]:
+    """The top-level alternatives of a pattern (itself when there is no top-level ``|``)."""
+    parts, depth, i, in_class, last = [], 0, 0, False, 0
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\":
@@ -136,9 +137,16 @@ def _top_level_alternation(pattern: str) -> bool:
         elif ch == ")":
             depth -= 1
         elif ch == "|" and depth == 0:
-            return True
+            parts.append(pattern[last:i])
+            last = i + 1
         i += 1
-    return False
+    parts.append(pattern[last:])
+    return parts
+
+
+def _top_level_alternation(pattern: str) -> bool:
+    """Whether the pattern has a ``|`` outside any group or character class."""
+    return len(_split_top(pattern)) > 1
 
 
 def _rx(patterns: Iterable[str], flags: int = 0) -> re.Pattern[str]:
@@ -1275,32 +1283,6 @@ def _mask(text: str) -> str:
         a, b = _sentence_bounds(text, start, end)
         text = text[:a] + " " * (b - a) + text[b:]
     return text
-
-
-def _split_top(pattern: str) -> list[str]:
-    """The top-level alternatives of a pattern (itself when there is no top-level ``|``)."""
-    parts, depth, i, in_class, last = [], 0, 0, False, 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-            if pattern[i + 1:i + 2] == "]":
-                i += 1
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            parts.append(pattern[last:i])
-            last = i + 1
-        i += 1
-    parts.append(pattern[last:])
-    return parts
 
 
 def _closing(pattern: str, open_at: int) -> int:

@@ -42,8 +42,6 @@ Write-back (``FreshdeskClient``), and where each fact was checked:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, ClassVar
 
 import requests
@@ -53,12 +51,10 @@ from integrations.base import (
     Connection,
     DeliveryResult,
     EventType,
-    Handshake,
     InboundRequest,
     OutboundAction,
     RateLimit,
     TicketEvent,
-    body_hash_key,
     register,
     register_client,
 )
@@ -86,7 +82,7 @@ from integrations.payload import (
     text,
     unique_texts,
 )
-from integrations.signing import shared_secret_headers, verify_shared_secret
+from integrations.signing import SharedSecretWebhook
 from integrations.text import html_to_text
 
 # event → (event type, who wrote the message, the placeholder that holds it)
@@ -97,26 +93,11 @@ _EVENTS: dict[str, tuple[EventType, AuthorRole, str | None]] = {
 }
 
 
-class FreshdeskAdapter:
+class FreshdeskAdapter(SharedSecretWebhook):
     """Inbound calls from Freshdesk automation rules ("Trigger webhook")."""
 
     kind: ClassVar[str] = "freshdesk"
-    secret_names: ClassVar[Sequence[str]] = ("shared_secret",)
-
-    def verify(self, request: InboundRequest, secrets: Sequence[str], now: datetime) -> None:
-        """Check the shared secret; Freshdesk sends no timestamp to check.
-
-        :raise SignatureError: no secret sent, none configured, or none matches.
-        """
-        verify_shared_secret(request, secrets, "Freshdesk")
-
-    def handshake(self, request: InboundRequest, secrets: Sequence[str]) -> Handshake | None:
-        """Freshdesk validates nothing by challenge."""
-        return None
-
-    def delivery_key(self, request: InboundRequest) -> str:
-        """Freshdesk sends no delivery or event id: the body's hash (retries resend it unchanged)."""
-        return body_hash_key(request)
+    vendor: ClassVar[str] = "Freshdesk"
 
     def parse(self, request: InboundRequest) -> TicketEvent:
         """Read our template: ``{"event": …, "ticket": {"id": …, …}}``.
@@ -146,10 +127,6 @@ class FreshdeskAdapter:
             # Freshdesk has no verified time placeholder: the time we received it stands in.
             occurred_at=received_at(request),
         )
-
-    def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
-        """The headers our Freshdesk rule sends: the shared secret (Freshdesk signs nothing)."""
-        return shared_secret_headers(secret)
 
     def sample(self) -> bytes:
         """Our template as the "ticket created" rule renders it: a return request for #1001."""

@@ -59,7 +59,7 @@ Write-back (``GorgiasClient``), and where each fact was checked:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -70,12 +70,10 @@ from integrations.base import (
     Connection,
     DeliveryResult,
     EventType,
-    Handshake,
     InboundRequest,
     OutboundAction,
     RateLimit,
     TicketEvent,
-    body_hash_key,
     register,
     register_client,
 )
@@ -104,7 +102,7 @@ from integrations.payload import (
     text,
     unique_texts,
 )
-from integrations.signing import shared_secret_headers, verify_shared_secret
+from integrations.signing import SharedSecretWebhook
 from integrations.text import html_to_text
 
 _EVENTS: dict[str, EventType] = {
@@ -114,26 +112,11 @@ _EVENTS: dict[str, EventType] = {
 }
 
 
-class GorgiasAdapter:
+class GorgiasAdapter(SharedSecretWebhook):
     """Inbound calls from a Gorgias HTTP integration."""
 
     kind: ClassVar[str] = "gorgias"
-    secret_names: ClassVar[Sequence[str]] = ("shared_secret",)
-
-    def verify(self, request: InboundRequest, secrets: Sequence[str], now: datetime) -> None:
-        """Check the shared secret; Gorgias sends no timestamp to check.
-
-        :raise SignatureError: no secret sent, none configured, or none matches.
-        """
-        verify_shared_secret(request, secrets, "Gorgias")
-
-    def handshake(self, request: InboundRequest, secrets: Sequence[str]) -> Handshake | None:
-        """Gorgias validates nothing by challenge."""
-        return None
-
-    def delivery_key(self, request: InboundRequest) -> str:
-        """Gorgias sends no delivery or event id: the body's hash (retries resend it unchanged)."""
-        return body_hash_key(request)
+    vendor: ClassVar[str] = "Gorgias"
 
     def parse(self, request: InboundRequest) -> TicketEvent:
         """Read our form (``ticket_id`` …) or a Ticket object (``id``, ``messages`` …).
@@ -178,10 +161,6 @@ class GorgiasAdapter:
             custom_fields={"channel": channel} if (channel := text(ticket.get("channel"))) else {},
             occurred_at=_occurred_at(event_type, ticket, message) or received_at(request),
         )
-
-    def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
-        """The headers our Gorgias setup sends: the shared secret (Gorgias signs nothing)."""
-        return shared_secret_headers(secret)
 
     def sample(self) -> bytes:
         """Our form as Gorgias renders it on ``ticket-created``: a return request for #1001."""

@@ -9,8 +9,9 @@ import hashlib
 import hmac
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import ClassVar
 
-from integrations.base import InboundRequest, SignatureError
+from integrations.base import Handshake, InboundRequest, SignatureError, body_hash_key
 from integrations.payload import iso_time, unix_time, utc
 
 DEFAULT_TOLERANCE = timedelta(minutes=5)
@@ -175,3 +176,26 @@ def parse_iso_time(value: str | None, header: str) -> datetime:
     if moment is None:
         raise SignatureError(f"{header} is not an ISO-8601 time.")
     return moment
+
+
+class SharedSecretWebhook:
+    """The inbound half shared by helpdesks that sign nothing (Gorgias, Freshdesk): the call
+    carries our secret, there is no challenge, and no delivery id (retries resend the same
+    body, so its hash is the key). Subclasses name the ``vendor`` for error messages."""
+
+    vendor: ClassVar[str]
+    secret_names: ClassVar[Sequence[str]] = ("shared_secret",)
+
+    def verify(self, request: InboundRequest, secrets: Sequence[str], now: datetime) -> None:
+        """:raise SignatureError: no secret sent, none configured, or none matches."""
+        verify_shared_secret(request, secrets, self.vendor)
+
+    def handshake(self, request: InboundRequest, secrets: Sequence[str]) -> Handshake | None:
+        return None
+
+    def delivery_key(self, request: InboundRequest) -> str:
+        return body_hash_key(request)
+
+    def sign(self, body: bytes, secret: str, now: datetime, delivery_id: str) -> dict[str, str]:
+        """The headers such a helpdesk sends when set up with our secret."""
+        return shared_secret_headers(secret)

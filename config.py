@@ -56,6 +56,8 @@ class Config:
     REBOUND_INBOUND_MAX_ATTEMPTS = _env_int("REBOUND_INBOUND_MAX_ATTEMPTS", 8)
     # A received event not processed after this long was interrupted; the worker takes it over.
     REBOUND_INBOUND_STALE_SECONDS = _env_int("REBOUND_INBOUND_STALE_SECONDS", 60)
+    # Whether Rebound may call private, loopback and link-local addresses (local helpdesks, tests).
+    REBOUND_ALLOW_PRIVATE_URLS = _env_bool("REBOUND_ALLOW_PRIVATE_URLS", False)
     # Where helpdesks reach this server; used to print webhook URLs.
     REBOUND_PUBLIC_URL = os.environ.get("REBOUND_PUBLIC_URL", "http://127.0.0.1:5000")
     REBOUND_CASE_NUMBER_PREFIX = os.environ.get("REBOUND_CASE_NUMBER_PREFIX", "RMA-")
@@ -80,6 +82,7 @@ class DevelopmentConfig(Config):
     """Local development: embedded SQLite under ``instance/``, throwaway secrets."""
 
     ENV_NAME = "development"
+    REBOUND_ALLOW_PRIVATE_URLS = _env_bool("REBOUND_ALLOW_PRIVATE_URLS", True)
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
     # A fixed development key so `make run` works with no setup; never used in production.
     REBOUND_ENCRYPTION_KEY = os.environ.get(

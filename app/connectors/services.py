@@ -9,12 +9,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from app.connectors.crypto import decrypt_secrets, encrypt_secrets
 from app.connectors.models import Integration
 from app.connectors.schemas import IntegrationCreate, IntegrationSettings, SecretRotation
 from app.errors import NotFound
 from app.extensions import db, utcnow
+from app.outbound.urls import check_outbound_url
 from app.tenants.models import Tenant
 
 
@@ -35,8 +37,18 @@ def generate_secret(kind: str) -> str:
     return random.token_urlsafe(32)
 
 
+def _check_base_url(settings: IntegrationSettings) -> None:
+    if settings.base_url:
+        check_outbound_url(settings.base_url, allow_private=current_app.config["REBOUND_ALLOW_PRIVATE_URLS"],
+                           field="settings.base_url")
+
+
 def connect(tenant: Tenant, data: IntegrationCreate) -> Connected:
-    """Create an integration with an unguessable webhook key and encrypted secrets."""
+    """Create an integration with an unguessable webhook key and encrypted secrets.
+
+    :raise ValidationFailed: (422) the base URL points at a private address (see ``outbound.urls``).
+    """
+    _check_base_url(data.settings)
     signing_secret = data.signing_secret or generate_secret(data.kind)
     integration = Integration(
         tenant_id=tenant.id, kind=data.kind, name=data.name, public_key=random.token_urlsafe(24),
@@ -107,7 +119,9 @@ def set_enabled(tenant: Tenant, integration_id: int, enabled: bool) -> Integrati
 
 
 def update_settings(tenant: Tenant, integration_id: int, settings: IntegrationSettings) -> Integration:
+    """:raise ValidationFailed: (422) the base URL points at a private address."""
     integration = get_integration(tenant.id, integration_id)
+    _check_base_url(settings)
     integration.settings = settings.model_dump(mode="json", exclude_defaults=True)
     db.session.commit()
     return integration

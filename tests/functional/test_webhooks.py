@@ -182,3 +182,16 @@ def test_the_inbox_is_visible_in_the_api(app, client, connect, api):
     item = page["items"][0]
     assert item["kind"] == "zendesk" and item["status"] in {"processed", "ignored"} and item["attempts"] == 1
     assert api.get("/inbound-events", query_string={"status": "failed"}).json["items"] == []
+
+
+def test_an_integration_cannot_point_at_a_private_address_in_production(app, api):
+    """With private targets disallowed (production), a loopback base URL is a 422 and nothing is created."""
+    app.config["REBOUND_ALLOW_PRIVATE_URLS"] = False
+    try:
+        response = api.post("/integrations", json={"kind": "zendesk", "name": "Sneaky",
+                                                    "settings": {"base_url": "http://127.0.0.1:5432"}})
+    finally:
+        app.config["REBOUND_ALLOW_PRIVATE_URLS"] = True
+    assert response.status_code == 422
+    assert "settings.base_url" in response.json["error"]["details"]["fields"]
+    assert api.get("/integrations").json["items"] == []

@@ -68,6 +68,10 @@ class Config:
     REBOUND_LABEL_EXPIRY_DAYS = _env_int("REBOUND_LABEL_EXPIRY_DAYS", 28)
     REBOUND_WORKER_INTERVAL_SECONDS = _env_int("REBOUND_WORKER_INTERVAL_SECONDS", 60)
     REBOUND_INBOUND_RETRY_INTERVAL_SECONDS = _env_int("REBOUND_INBOUND_RETRY_INTERVAL_SECONDS", 15)
+    # The outbox: how often the worker delivers due messages, and when a message is given up (dead).
+    REBOUND_OUTBOX_INTERVAL_SECONDS = _env_int("REBOUND_OUTBOX_INTERVAL_SECONDS", 2)
+    REBOUND_OUTBOX_MAX_ATTEMPTS = _env_int("REBOUND_OUTBOX_MAX_ATTEMPTS", 10)
+    REBOUND_OUTBOX_MAX_AGE_SECONDS = _env_int("REBOUND_OUTBOX_MAX_AGE_SECONDS", 2 * 24 * 3600)
 
     @classmethod
     def runtime_overrides(cls) -> dict[str, object]:

@@ -69,6 +69,7 @@ def register_models() -> None:
     import app.inbound.models  # noqa: F401
     import app.intake.models  # noqa: F401
     import app.orders.models  # noqa: F401
+    import app.outbound.models  # noqa: F401
     import app.tenants.models  # noqa: F401
 
 

@@ -1,4 +1,4 @@
-"""Grouped ``flask`` commands: tenants, demo, worker. Each parses its arguments and calls a service."""
+"""Grouped ``flask`` commands: tenants, integrations, demo, outbox, worker. Each parses its arguments and calls a service."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from app.tenants.models import ApiToken, Tenant
 tenants = AppGroup("tenants", help="Create tenants and manage their API tokens.")
 integrations = AppGroup("integrations", help="Connect helpdesks: webhook URLs, secrets, test deliveries.")
 demo = AppGroup("demo", help="Demo data for a first look.")
+outbox = AppGroup("outbox", help="The outbox of helpdesk updates: deliver now, inspect and replay dead letters.")
 
 
 def _tenant(slug: str) -> Tenant:
@@ -105,6 +106,54 @@ def worker(once: bool) -> None:
     from app.jobs import run_worker
 
     run_worker(once=once)
+
+
+@outbox.command("drain")
+@click.option("--limit", default=50, show_default=True, help="Messages claimed per round.")
+def outbox_drain(limit: int) -> None:
+    """Deliver due messages until nothing is due (later retries stay queued)."""
+    from app.outbound.dispatcher import drain
+
+    click.echo(f"{drain(limit)} delivery attempt(s).")
+
+
+@outbox.command("dead")
+@click.argument("slug")
+def outbox_dead(slug: str) -> None:
+    """List tenant SLUG's dead messages."""
+    from app.outbound.outbox import list_messages
+
+    for message in list_messages(_tenant(slug).id, "dead"):
+        click.echo(f"{message.id}\t{message.ordering_key}\t{message.action.get('kind')}\t{message.attempts} attempt(s)\t"
+                   f"{message.last_status_code or '-'}\t{message.last_error or ''}")
+
+
+@outbox.command("replay")
+@click.argument("slug")
+@click.argument("message_id", type=int)
+def outbox_replay(slug: str, message_id: int) -> None:
+    """Queue dead message MESSAGE_ID again."""
+    from app.outbound.outbox import replay
+
+    try:
+        replay(_tenant(slug).id, message_id)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Message {message_id} queued again.")
+
+
+@outbox.command("discard")
+@click.argument("slug")
+@click.argument("message_id", type=int)
+def outbox_discard(slug: str, message_id: int) -> None:
+    """Give up on dead message MESSAGE_ID."""
+    from app.outbound.outbox import discard
+
+    try:
+        discard(_tenant(slug).id, message_id)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Message {message_id} discarded.")
 
 
 def _integration(slug: str, integration_id: int) -> Integration:
@@ -209,3 +258,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(tenants)
     app.cli.add_command(demo)
     app.cli.add_command(worker)
+    app.cli.add_command(outbox)

@@ -23,6 +23,7 @@ from app.cases.states import Action, CaseStatus
 from app.errors import Conflict
 from app.extensions import db, utcnow
 from app.inbound.services import prune_rejected_requests, retry_due_events
+from app.outbound.dispatcher import dispatch_due
 from app.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ JOBS: tuple[Job, ...] = (
         "Expire cases waiting too long for the customer or for the parcel."),
     Job("retry-inbound-events", retry_due_events, "REBOUND_INBOUND_RETRY_INTERVAL_SECONDS",
         "Process webhook events that failed or were interrupted, with backoff."),
+    Job("dispatch-outbox", dispatch_due, "REBOUND_OUTBOX_INTERVAL_SECONDS",
+        "Deliver due outbox messages to the helpdesks, in order per ticket, with retries."),
     Job("prune-rejected-requests", prune_rejected_requests, "REBOUND_WORKER_INTERVAL_SECONDS",
         "Keep the newest refused webhook calls per integration."),
 )

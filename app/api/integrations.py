@@ -10,7 +10,7 @@ from app.api.auth import current_tenant, require_token
 from app.api.openapi import endpoint
 from app.api.schemas import (
     InboundEventOut, InboundEventPage, InboundEventQuery, IntegrationList, IntegrationOut, IntegrationWithSecret,
-    RejectedRequestList, RejectedRequestOut, SuggestionList, SuggestionOut, SuggestionQuery,
+    OutboxList, OutboxMessageOut, OutboxQuery, RejectedRequestList, RejectedRequestOut, SuggestionList, SuggestionOut, SuggestionQuery,
 )
 from app.cases.queries import decode_cursor, encode_cursor
 from app.connectors import services
@@ -20,6 +20,7 @@ from app.errors import NotFound
 from app.extensions import db
 from app.inbound.models import InboundEvent, RejectedRequest
 from app.intake.models import Suggestion
+from app.outbound import outbox
 from app.tenants.services import update_intake_settings
 
 
@@ -129,8 +130,27 @@ def put_intake_settings(body: IntakeSettings) -> IntakeSettings:
     return update_intake_settings(current_tenant(), body)
 
 
-def _int_id(value: str) -> int:
+@endpoint(bp, "/outbox", "GET", summary="Updates queued for the helpdesks (e.g. ?status=dead for dead letters)",
+          tag="integrations", query=OutboxQuery, response=OutboxList, auth=require_token)
+def list_outbox(query: OutboxQuery) -> OutboxList:
+    rows = outbox.list_messages(current_tenant().id, query.status, query.limit)
+    return OutboxList(items=[OutboxMessageOut.from_model(m) for m in rows])
+
+
+@endpoint(bp, "/outbox/{message_id}/replay", "POST", summary="Queue a dead message again, due now",
+          tag="integrations", response=OutboxMessageOut, auth=require_token)
+def replay_outbox_message(message_id: str) -> OutboxMessageOut:
+    return OutboxMessageOut.from_model(outbox.replay(current_tenant().id, _int_id(message_id, "outbox message")))
+
+
+@endpoint(bp, "/outbox/{message_id}/discard", "POST", summary="Give up on a dead message",
+          tag="integrations", response=OutboxMessageOut, auth=require_token)
+def discard_outbox_message(message_id: str) -> OutboxMessageOut:
+    return OutboxMessageOut.from_model(outbox.discard(current_tenant().id, _int_id(message_id, "outbox message")))
+
+
+def _int_id(value: str, what: str = "integration") -> int:
     """Path ids are digits; anything else cannot name an integration (404, not 500)."""
     if not (value.isascii() and value.isdigit()) or len(value) > 9:  # "²".isdigit(), but int("²") fails
-        raise NotFound(f"No integration {value!r}.")
+        raise NotFound(f"No {what} {value!r}.")
     return int(value)

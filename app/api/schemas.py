@@ -443,3 +443,37 @@ class SuggestionQuery(Schema):
     ticket_id: str | None = Field(default=None, max_length=100)
     status: Literal["open", "accepted", "dismissed"] | None = "open"
     limit: int = Field(default=50, ge=1, le=200)
+
+
+class OutboxMessageOut(BaseModel):
+    id: int
+    integration_id: int
+    case_id: int | None
+    ordering_key: str
+    kind: str = Field(description="note, reply, status, tags or fields")
+    ticket_id: str
+    idempotency_key: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+    @classmethod
+    def from_model(cls, m: Any) -> OutboxMessageOut:
+        return cls(id=m.id, integration_id=m.integration_id, case_id=m.case_id, ordering_key=m.ordering_key,
+                   kind=m.action.get("kind", ""), ticket_id=m.action.get("ticket_id", ""),
+                   idempotency_key=m.idempotency_key, status=m.status, attempts=m.attempts,
+                   next_attempt_at=m.next_attempt_at, last_status_code=m.last_status_code, last_error=m.last_error,
+                   created_at=m.created_at, delivered_at=m.delivered_at)
+
+
+class OutboxQuery(Schema):
+    status: Literal["pending", "sending", "delivered", "dead", "discarded"] | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class OutboxList(BaseModel):
+    items: list[OutboxMessageOut] = Field(description="Newest first.")

@@ -1,8 +1,9 @@
 """Case use cases: open a case, evaluate the policy, and every action of the state machine.
 
 Each public function is one transaction: guard (readable reasons) → change → timeline event →
-one commit. A guard failure raises ``InvalidTransitionError`` (409) with the reasons and changes
-nothing; a write based on a stale version raises ``VersionConflict`` (409).
+outbox messages for a linked ticket (``outbound.outbox``) → one commit. A guard failure raises
+``InvalidTransitionError`` (409) with the reasons and changes nothing; a write based on a stale
+version raises ``VersionConflict`` (409).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from app.cases.states import Action, CaseStatus
 from app.errors import InvalidTransitionError, ValidationFailed, VersionConflict
 from app.extensions import db, utcnow
 from app.orders.models import Customer, Order, OrderLine
+from app.outbound.outbox import enqueue_case_pushes
 from app.tenants.models import Tenant
 
 # Statuses whose lines no longer hold a claim on the order's quantities.
@@ -270,6 +272,14 @@ def _event(case: ReturnCase, action: str, actor: Actor, *, from_status: str | No
     return event
 
 
+def _push_to_ticket(case: ReturnCase, *events: CaseEvent) -> None:
+    """Queue the default ticket updates for ``events`` in this transaction (linked tickets only)."""
+    if case.ticket_id and case.integration_id:
+        db.session.flush()  # the event ids are part of the messages' idempotency keys
+        for event in events:
+            enqueue_case_pushes(case, event)
+
+
 def create_case(tenant: Tenant, data: schemas.CaseCreate, actor: Actor, *, integration_id: int | None = None,
                 commit: bool = True) -> ReturnCase:
     """Open a case, evaluate the policy and store its decision; auto-approve or queue for review.
@@ -331,20 +341,21 @@ def create_case(tenant: Tenant, data: schemas.CaseCreate, actor: Actor, *, integ
     for item, evidence in zip(data.evidence, case.evidence):
         if item.line_index is not None:
             evidence.line_id = case.lines[item.line_index].id
-    _event(case, "create", actor, from_status=None, to_status=CaseStatus.REQUESTED,
-           data={"policy_version": version.version, "outcome": decision.outcome})
+    created = _event(case, "create", actor, from_status=None, to_status=CaseStatus.REQUESTED,
+                     data={"policy_version": version.version, "outcome": decision.outcome})
     if decision.outcome == "approve":
         for line in case.lines:
             if line.decision_status == "pending":
                 line.qty_authorized = line.qty_requested
         case.status = states.next_status(CaseStatus.REQUESTED, Action.APPROVE)
-        _event(case, Action.APPROVE, SYSTEM, from_status=CaseStatus.REQUESTED, to_status=case.status,
-               reason=f"Auto-approved by policy version {version.version}: {decision.summary}")
+        decided = _event(case, Action.APPROVE, SYSTEM, from_status=CaseStatus.REQUESTED, to_status=case.status,
+                         reason=f"Auto-approved by policy version {version.version}: {decision.summary}")
     else:
         # A policy "reject" also goes to review: refusing a customer is an agent's call.
         case.status = states.next_status(CaseStatus.REQUESTED, Action.FLAG)
-        _event(case, Action.FLAG, SYSTEM, from_status=CaseStatus.REQUESTED, to_status=case.status,
-               reason=decision.summary)
+        decided = _event(case, Action.FLAG, SYSTEM, from_status=CaseStatus.REQUESTED, to_status=case.status,
+                         reason=decision.summary)
+    _push_to_ticket(case, created, decided)
     if commit:
         db.session.commit()
     else:
@@ -655,17 +666,20 @@ def perform_action(tenant: Tenant, number: str, action: Action, payload: schemas
     if payload.note:
         data["note"] = payload.note
     reason = getattr(payload, "reason", None) or getattr(payload, "message", None)
-    _event(case, action, actor, from_status=from_status, to_status=to_status, reason=reason, data=data)
+    event = _event(case, action, actor, from_status=from_status, to_status=to_status, reason=reason, data=data)
     if commit:
-        commit_case(case)
+        commit_case(case, event)
     else:
         db.session.flush()
+        _push_to_ticket(case, event)
     return case
 
 
-def commit_case(case: ReturnCase) -> None:
-    """Commit, turning a concurrent writer's win into a ``VersionConflict`` with the fresh version."""
+def commit_case(case: ReturnCase, *events: CaseEvent) -> None:
+    """Queue the ticket updates for ``events`` and commit, turning a concurrent writer's win
+    into a ``VersionConflict`` with the fresh version."""
     try:
+        _push_to_ticket(case, *events)
         db.session.commit()
     except StaleDataError:
         db.session.rollback()

@@ -168,6 +168,16 @@ class WebhookAdapter(Protocol):
     def sample(self) -> bytes:
         """A realistic payload for a new ticket in which a customer asks to return an item."""
 
+    # Optional: ``complete(event, base_url, credentials) -> TicketEvent`` reads what the payload
+    # lacks (e.g. Zendesk's requester address) through the helpdesk's API; see ``complete_event``.
+
+
+def complete_event(adapter: WebhookAdapter, event: TicketEvent, base_url: str | None,
+                   credentials: Mapping[str, str]) -> TicketEvent:
+    """The event with what the adapter can add through the helpdesk's API (unchanged if nothing)."""
+    complete = getattr(adapter, "complete", None)
+    return complete(event, base_url, credentials) if complete is not None else event
+
 
 def body_hash_key(request: InboundRequest) -> str:
     """Fallback delivery key for helpdesks that send no delivery id: the body's SHA-256."""

@@ -51,6 +51,7 @@ Write-back (``ZendeskClient``), and where each fact was checked:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -109,6 +110,8 @@ from integrations.signing import (
     require_hmac,
 )
 
+log = logging.getLogger(__name__)
+
 SIGNATURE_HEADER = "x-zendesk-webhook-signature"
 TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
 INVOCATION_HEADER = "x-zendesk-webhook-invocation-id"
@@ -155,6 +158,29 @@ class ZendeskAdapter:
     kind: ClassVar[str] = "zendesk"
     # api_email and api_token are only needed by fetch_requester (event-subscription payloads).
     secret_names: ClassVar[Sequence[str]] = ("signing_secret", "api_email", "api_token")
+
+    def complete(self, event: TicketEvent, base_url: str | None, credentials: Mapping[str, str]) -> TicketEvent:
+        """Fill in the requester's address from the Users API when the payload has only the id.
+
+        Without a base URL or API credentials, or when the user cannot be read (wrong credentials,
+        deleted user), the event is returned as it is: intake then suggests instead of opening.
+
+        :raise ZendeskAPIError: a retryable failure (rate limit, outage): process the event later.
+        """
+        if event.requester_email or not event.requester_id:
+            return event
+        if not (base_url and credentials.get("api_email") and credentials.get("api_token")):
+            return event
+        try:
+            email, name = fetch_requester(base_url, credentials["api_email"], credentials["api_token"],
+                                          event.requester_id)
+        except ZendeskAPIError as exc:
+            if exc.retryable:
+                raise
+            log.warning("Zendesk requester %s could not be read: %s", event.requester_id, exc)
+            return event
+        return TicketEvent.from_dict(event.to_dict() | {"requester_email": email,
+                                                         "requester_name": event.requester_name or name})
 
     def verify(self, request: InboundRequest, secrets: Sequence[str], now: datetime) -> None:
         """Check the HMAC over timestamp + body, then that the timestamp is within 5 minutes.

@@ -22,7 +22,7 @@ from app.extensions import db, utcnow
 from app.inbound.models import InboundEvent, RejectedRequest
 from app.intake.services import handle_ticket_event
 from app.tenants.models import Tenant
-from integrations.base import IntegrationError, TicketEvent
+from integrations.base import IntegrationError, TicketEvent, complete_event, get_adapter
 
 log = logging.getLogger(__name__)
 
@@ -76,28 +76,6 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
 
 
-def _with_requester(integration: Integration, event: TicketEvent) -> TicketEvent:
-    """Fill in the requester's address through the helpdesk's API when the payload lacks it."""
-    if event.requester_email or not event.requester_id or integration.kind != "zendesk":
-        return event
-    from integrations import zendesk
-
-    secrets = credentials(integration)
-    base_url = (integration.settings or {}).get("base_url")
-    if not (base_url and secrets.get("api_email") and secrets.get("api_token")):
-        return event
-    try:
-        email, name = zendesk.fetch_requester(base_url, secrets["api_email"], secrets["api_token"], event.requester_id)
-    except zendesk.ZendeskAPIError as exc:
-        if exc.retryable:
-            raise  # rate limit or outage: the worker retries the whole event later
-        # Wrong credentials or a deleted user: go on without the address (intake will suggest).
-        log.warning("requester %s could not be read from Zendesk: %s", event.requester_id, exc)
-        return event
-    values = event.to_dict() | {"requester_email": email, "requester_name": event.requester_name or name}
-    return TicketEvent.from_dict(values)
-
-
 def process_event(event_id: int) -> str:
     """Process one inbox event exactly once; returns its status afterwards.
 
@@ -118,7 +96,8 @@ def process_event(event_id: int) -> str:
     integration = db.session.get(Integration, stored.integration_id)
     tenant = db.session.get(Tenant, stored.tenant_id)
     try:
-        event = _with_requester(integration, TicketEvent.from_dict(stored.event))
+        event = complete_event(get_adapter(integration.kind), TicketEvent.from_dict(stored.event),
+                               (integration.settings or {}).get("base_url"), credentials(integration))
         result = handle_ticket_event(tenant, integration, event)
         stored.status = "ignored" if result.outcome == "ignored" else "processed"
         stored.outcome = result.to_dict()

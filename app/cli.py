@@ -13,17 +13,32 @@ from flask.cli import AppGroup, with_appcontext
 from app.connectors import services as connector_services
 from app.connectors.models import Integration
 from app.connectors.schemas import HelpdeskKind, IntegrationCreate, SecretRotation
+from app.demo import load
 from app.errors import AppError
 from app.extensions import db, utcnow
-from app.validation import parse_mapping
-from integrations import get_adapter
+from app.jobs import run_worker
+from app.outbound.dispatcher import drain
+from app.outbound.outbox import discard, list_messages, replay
 from app.tenants import services as tenant_services
 from app.tenants.models import ApiToken, Tenant
+from app.validation import parse_mapping
+from integrations import get_adapter
 
-tenants = AppGroup("tenants", help="Create tenants and manage their API tokens.")
-integrations = AppGroup("integrations", help="Connect helpdesks: webhook URLs, secrets, test deliveries.")
-demo = AppGroup("demo", help="Demo data for a first look.")
-outbox = AppGroup("outbox", help="The outbox of helpdesk updates: deliver now, inspect and replay dead letters.")
+class CommandGroup(AppGroup):
+    """Commands whose ``AppError`` is shown as a one-line message, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except AppError as exc:
+            fields = exc.details.get("fields")
+            raise click.ClickException(exc.message + (f" {fields}" if fields else "")) from None
+
+
+tenants = CommandGroup("tenants", help="Create tenants and manage their API tokens.")
+integrations = CommandGroup("integrations", help="Connect helpdesks: webhook URLs, secrets, test deliveries.")
+demo = CommandGroup("demo", help="Demo data for a first look.")
+outbox = CommandGroup("outbox", help="The outbox of helpdesk updates: deliver now, inspect and replay dead letters.")
 
 
 def _tenant(slug: str) -> Tenant:
@@ -40,10 +55,7 @@ def _tenant(slug: str) -> Tenant:
 @click.option("--locale", default="en", show_default=True)
 def create_tenant(name: str, slug: str | None, currency: str, locale: str) -> None:
     """Create tenant NAME and print its first API token (shown once)."""
-    try:
-        issued = tenant_services.create_tenant(name, slug=slug, currency=currency, locale=locale)
-    except AppError as exc:
-        raise click.ClickException(exc.message) from None
+    issued = tenant_services.create_tenant(name, slug=slug, currency=currency, locale=locale)
     click.echo(f"Tenant {issued.token.tenant.name!r} created (slug {issued.token.tenant.slug}).")
     click.echo("API token (shown once, store it now):")
     click.echo(issued.plain)
@@ -81,10 +93,7 @@ def list_tokens(slug: str) -> None:
 @click.argument("token_id", type=int)
 def revoke(slug: str, token_id: int) -> None:
     """Revoke token TOKEN_ID of tenant SLUG; it stops working at once."""
-    try:
-        tenant_services.revoke_token(_tenant(slug).id, token_id)
-    except AppError as exc:
-        raise click.ClickException(exc.message) from None
+    tenant_services.revoke_token(_tenant(slug).id, token_id)
     click.echo(f"Token {token_id} revoked.")
 
 
@@ -92,8 +101,6 @@ def revoke(slug: str, token_id: int) -> None:
 @click.option("--force", is_flag=True, help="Load even if the demo tenant exists (adds more cases).")
 def load_demo(force: bool) -> None:
     """Create the demo tenant with orders and cases in several states; prints its API token."""
-    from app.demo import load
-
     result = load(force=force)
     click.echo(result)
 
@@ -103,8 +110,6 @@ def load_demo(force: bool) -> None:
 @click.option("--once", is_flag=True, help="Run every job once and exit (for cron or tests).")
 def worker(once: bool) -> None:
     """Run the background jobs (the only process that starts the scheduler)."""
-    from app.jobs import run_worker
-
     run_worker(once=once)
 
 
@@ -112,8 +117,6 @@ def worker(once: bool) -> None:
 @click.option("--limit", default=50, show_default=True, help="Messages claimed per round.")
 def outbox_drain(limit: int) -> None:
     """Deliver due messages until nothing is due (later retries stay queued)."""
-    from app.outbound.dispatcher import drain
-
     click.echo(f"{drain(limit)} delivery attempt(s).")
 
 
@@ -121,8 +124,6 @@ def outbox_drain(limit: int) -> None:
 @click.argument("slug")
 def outbox_dead(slug: str) -> None:
     """List tenant SLUG's dead messages."""
-    from app.outbound.outbox import list_messages
-
     for message in list_messages(_tenant(slug).id, "dead"):
         click.echo(f"{message.id}\t{message.ordering_key}\t{message.action.get('kind')}\t{message.attempts} attempt(s)\t"
                    f"{message.last_status_code or '-'}\t{message.last_error or ''}")
@@ -133,12 +134,7 @@ def outbox_dead(slug: str) -> None:
 @click.argument("message_id", type=int)
 def outbox_replay(slug: str, message_id: int) -> None:
     """Queue dead message MESSAGE_ID again."""
-    from app.outbound.outbox import replay
-
-    try:
-        replay(_tenant(slug).id, message_id)
-    except AppError as exc:
-        raise click.ClickException(exc.message) from None
+    replay(_tenant(slug).id, message_id)
     click.echo(f"Message {message_id} queued again.")
 
 
@@ -147,21 +143,8 @@ def outbox_replay(slug: str, message_id: int) -> None:
 @click.argument("message_id", type=int)
 def outbox_discard(slug: str, message_id: int) -> None:
     """Give up on dead message MESSAGE_ID."""
-    from app.outbound.outbox import discard
-
-    try:
-        discard(_tenant(slug).id, message_id)
-    except AppError as exc:
-        raise click.ClickException(exc.message) from None
+    discard(_tenant(slug).id, message_id)
     click.echo(f"Message {message_id} discarded.")
-
-
-def _integration(slug: str, integration_id: int) -> Integration:
-    tenant = _tenant(slug)
-    try:
-        return connector_services.get_integration(tenant.id, integration_id)
-    except AppError as exc:
-        raise click.ClickException(exc.message) from None
 
 
 @integrations.command("create")
@@ -176,11 +159,8 @@ def create_integration(slug: str, kind: str, name: str, secret: str | None, cred
                        base_url: str | None) -> None:
     """Connect helpdesk KIND for tenant SLUG; prints the webhook URL and the secret (once)."""
     pairs = dict(pair.split("=", 1) for pair in credential_pairs if "=" in pair)
-    try:
-        data = parse_mapping(IntegrationCreate, {"kind": kind, "name": name, "signing_secret": secret,
-                                                 "credentials": pairs, "settings": {"base_url": base_url}}, "option")
-    except AppError as exc:
-        raise click.ClickException(f"{exc.message} {exc.details}") from None
+    data = parse_mapping(IntegrationCreate, {"kind": kind, "name": name, "signing_secret": secret,
+                                             "credentials": pairs, "settings": {"base_url": base_url}}, "option")
     connected = connector_services.connect(_tenant(slug), data)
     click.echo(f"Integration {connected.integration.id} ({kind}) created.")
     click.echo(f"Webhook URL: {_webhook_url(connected.integration)}")
@@ -202,7 +182,7 @@ def list_integrations(slug: str) -> None:
 @click.argument("integration_id", type=int)
 def disable_integration(slug: str, integration_id: int) -> None:
     """Disable an integration: its webhook URL answers 404."""
-    connector_services.set_enabled(_tenant(slug), _integration(slug, integration_id).id, False)
+    connector_services.set_enabled(_tenant(slug), integration_id, False)
     click.echo(f"Integration {integration_id} disabled.")
 
 
@@ -211,7 +191,7 @@ def disable_integration(slug: str, integration_id: int) -> None:
 @click.argument("integration_id", type=int)
 def enable_integration(slug: str, integration_id: int) -> None:
     """Enable an integration again."""
-    connector_services.set_enabled(_tenant(slug), _integration(slug, integration_id).id, True)
+    connector_services.set_enabled(_tenant(slug), integration_id, True)
     click.echo(f"Integration {integration_id} enabled.")
 
 
@@ -223,7 +203,7 @@ def enable_integration(slug: str, integration_id: int) -> None:
 def rotate(slug: str, integration_id: int, secret: str | None, grace_hours: int) -> None:
     """Rotate the signing secret; the old one is accepted for --grace-hours."""
     rotation = SecretRotation(signing_secret=secret, grace_seconds=grace_hours * 3600)
-    connected = connector_services.rotate_secret(_tenant(slug), _integration(slug, integration_id).id, rotation)
+    connected = connector_services.rotate_secret(_tenant(slug), integration_id, rotation)
     click.echo(f"New signing secret (shown once): {connected.signing_secret}")
 
 
@@ -233,7 +213,7 @@ def rotate(slug: str, integration_id: int, secret: str | None, grace_hours: int)
 @click.option("--base", default="http://127.0.0.1:5000", show_default=True, help="Where Rebound runs.")
 def sample(slug: str, integration_id: int, base: str) -> None:
     """Print a curl command that sends a correctly signed sample event to the integration."""
-    integration = _integration(slug, integration_id)
+    integration = connector_services.get_integration(_tenant(slug).id, integration_id)
     adapter = get_adapter(integration.kind)
     body = adapter.sample()
     # A heredoc always ends in a newline, so sign exactly the bytes curl will send.

@@ -196,3 +196,22 @@ def test_reopen_a_closed_case_needs_a_reason(api):
     assert api.action(case["number"], "reopen", {}).status_code == 422
     reopened = api.action(case["number"], "reopen", {"reason": "New evidence arrived"}).json
     assert reopened["status"] == "pending_review"
+
+
+def test_one_case_holds_lines_from_two_orders_and_an_item_from_no_known_order(api):
+    """Lines may come from several orders and from none; each keeps its own order and price."""
+    api.post("/orders", json=order_payload("1001"))
+    api.post("/orders", json=order_payload("1002", lines=[
+        {"sku": "LAMP", "title": "Headlamp", "quantity": 1, "unit_price": "34.50"}]))
+    response = api.post("/cases", json={"customer_email": "maria.lopez@example.com", "lines": [
+        {"order_number": "1001", "sku": "TENT-2P", "quantity": 1, "reason_code": "too_small"},
+        {"order_number": "1002", "sku": "LAMP", "quantity": 1, "reason_code": "changed_mind"},
+        {"sku": "GIFT-MUG", "title": "Mug received as a gift", "unit_price": "12.00", "quantity": 1},
+    ]})
+    assert response.status_code == 201, response.json
+    lines = response.json["lines"]
+    assert [(line["order_number"], line["unit_price"]) for line in lines] == [
+        ("1001", "249.00"), ("1002", "34.50"), (None, "12.00")]
+    for number in ("1001", "1002"):
+        found = api.get("/cases", query_string={"order_number": number}).json["items"]
+        assert [item["number"] for item in found] == [response.json["number"]]

@@ -66,6 +66,7 @@ def register_models() -> None:
     """Import every model module so the metadata (and Alembic) sees every table."""
     import app.cases.models  # noqa: F401
     import app.connectors.models  # noqa: F401
+    import app.email.models  # noqa: F401
     import app.inbound.models  # noqa: F401
     import app.intake.models  # noqa: F401
     import app.orders.models  # noqa: F401

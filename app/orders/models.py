@@ -22,6 +22,8 @@ class Customer(db.Model):
     tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(sa.String(320))
     name: Mapped[str | None] = mapped_column(sa.String(200))
+    # Set when mail to this address bounced: automatic mail to it pauses until an agent clears it.
+    mail_bouncing_since: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

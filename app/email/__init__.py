@@ -1,0 +1,1 @@
+"""Inbound email: parsing, reply extraction, threading, outbound mail building."""

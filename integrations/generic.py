@@ -17,21 +17,27 @@ The body is documented in docs/setup/generic.md::
 
 Only ``type`` and ``ticket.id`` are required; this is our format, so wrong types are refused
 (400 naming the field) rather than guessed at.
+
+The other direction, ``send_event``, POSTs one of Rebound's case events to a merchant's
+endpoint with the same Standard Webhooks headers (the app's webhook subscriptions).
 """
 
 from __future__ import annotations
 
 import binascii
 import json
+import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, ClassVar, get_args
 
+import requests
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from integrations.base import (
     AuthorRole,
+    DeliveryResult,
     EventType,
     Handshake,
     InboundRequest,
@@ -39,7 +45,10 @@ from integrations.base import (
     SignatureError,
     TicketEvent,
     body_hash_key,
+    classify,
+    error_excerpt,
     key_from_id,
+    response_retry_after,
     register,
 )
 from integrations.payload import MAX_ID, iso_time, json_object, utc
@@ -247,6 +256,70 @@ def _occurred_at(value: Any) -> datetime | None:
     if moment is None:
         raise PayloadError("occurred_at must be an ISO 8601 date and time.", "occurred_at")
     return moment
+
+
+# --- outgoing event webhooks ---------------------------------------------------------------
+
+EVENT_USER_AGENT = "Rebound-Webhooks/1"
+EVENT_TIMEOUT = 10.0
+
+
+def sign_event(body: bytes, secrets: Sequence[str], message_id: str, now: datetime) -> dict[str, str]:
+    """Standard Webhooks headers for ``body``: one ``v1,…`` signature per secret (current first;
+    a rotated-out secret is still signed with during its grace period, so receivers can switch).
+
+    :raise ValueError: no secret, or one that is not a ``whsec_`` base64 key.
+    """
+    moment = utc(now)  # Webhook.sign stamps ``replace(tzinfo=utc)``: hand it UTC
+    text = body.decode("utf-8")
+    signatures = []
+    for secret in secrets:
+        # Strictly whsec_ + base64: the package's lenient decoding would sign with whatever
+        # bytes survive a typo, and the receiver would reject every delivery without saying why.
+        if not secret.startswith("whsec_") or not decode_base64(secret[len("whsec_"):]):
+            raise ValueError("The signing secret is not whsec_ followed by base64.")
+        try:
+            signatures.append(Webhook(secret).sign(message_id, moment, text))
+        except (ValueError, EmptyWebhookSecretError, RuntimeError) as exc:  # binascii.Error is a ValueError
+            raise ValueError(f"The signing secret is not a whsec_ key ({type(exc).__name__}).") from None
+    if not signatures:
+        raise ValueError("No signing secret.")
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": EVENT_USER_AGENT,
+        ID_HEADER: message_id,
+        TIMESTAMP_HEADER: str(int(moment.timestamp())),
+        SIGNATURE_HEADER: " ".join(signatures),
+    }
+
+
+def send_event(url: str, body: bytes, secrets: Sequence[str], message_id: str, session: requests.Session, *,
+               timeout: float = EVENT_TIMEOUT, now: datetime | None = None) -> DeliveryResult:
+    """POST one event ``body`` (JSON bytes) to a merchant's ``url``, signed; never raises.
+
+    ``message_id`` is the Standard Webhooks ``webhook-id``: the same for every retry of one
+    event, so the receiver can drop duplicates. 2xx → delivered; 408, 429, 5xx, timeouts and
+    connection errors → retry (``Retry-After`` honoured); other answers, redirects included
+    (not followed: the URL was checked, where it redirects to was not) → permanent.
+    """
+    try:
+        headers = sign_event(body, secrets, message_id, now or datetime.now(timezone.utc))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return DeliveryResult("permanent", None, 0.0, error=error_excerpt(str(exc)), requests_made=0)
+    started = time.monotonic()
+    try:
+        response = session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+    except Exception as exc:  # noqa: BLE001 - classify tells transient transport errors from the rest
+        return classify(exc, latency_ms=_elapsed_ms(started))
+    latency = _elapsed_ms(started)
+    if response.status_code == 408:  # Request Timeout: the receiver was slow, not the request wrong
+        return DeliveryResult("retry", 408, latency, retry_after=response_retry_after(response),
+                              error=error_excerpt(f"HTTP 408: {response.text}"))
+    return classify(response, latency_ms=latency)
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000.0
 
 
 register(GenericAdapter())

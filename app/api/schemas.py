@@ -447,7 +447,8 @@ class SuggestionQuery(Schema):
 
 class OutboxMessageOut(BaseModel):
     id: int
-    integration_id: int
+    integration_id: int | None
+    subscription_id: int | None = Field(default=None, description="Set for a case event to a webhook subscription.")
     case_id: int | None
     ordering_key: str
     kind: str = Field(description="note, reply, status, tags or fields")
@@ -463,7 +464,8 @@ class OutboxMessageOut(BaseModel):
 
     @classmethod
     def from_model(cls, m: Any) -> OutboxMessageOut:
-        return cls(id=m.id, integration_id=m.integration_id, case_id=m.case_id, ordering_key=m.ordering_key,
+        return cls(id=m.id, integration_id=m.integration_id, subscription_id=m.subscription_id, case_id=m.case_id,
+                   ordering_key=m.ordering_key,
                    kind=m.action.get("kind", ""), ticket_id=m.action.get("ticket_id", ""),
                    idempotency_key=m.idempotency_key, status=m.status, attempts=m.attempts,
                    next_attempt_at=m.next_attempt_at, last_status_code=m.last_status_code, last_error=m.last_error,

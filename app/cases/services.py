@@ -29,6 +29,7 @@ from app.cases.states import Action, CaseStatus
 from app.errors import InvalidTransitionError, ValidationFailed, VersionConflict
 from app.extensions import db, utcnow
 from app.orders.models import Customer, Order, OrderLine
+from app.outbound.events import enqueue_case_events
 from app.outbound.outbox import enqueue_case_pushes
 from app.tenants.models import Tenant
 
@@ -272,12 +273,14 @@ def _event(case: ReturnCase, action: str, actor: Actor, *, from_status: str | No
     return event
 
 
-def _push_to_ticket(case: ReturnCase, *events: CaseEvent) -> None:
-    """Queue the default ticket updates for ``events`` in this transaction (linked tickets only)."""
+def _queue_updates(case: ReturnCase, *events: CaseEvent) -> None:
+    """Queue what ``events`` send out, in this transaction: the default ticket updates (linked
+    tickets only) and the case events for the tenant's webhook subscriptions."""
+    db.session.flush()  # the event ids are part of the messages' idempotency keys
     if case.ticket_id and case.integration_id:
-        db.session.flush()  # the event ids are part of the messages' idempotency keys
         for event in events:
             enqueue_case_pushes(case, event)
+    enqueue_case_events(case, events)
 
 
 def create_case(tenant: Tenant, data: schemas.CaseCreate, actor: Actor, *, integration_id: int | None = None,
@@ -355,7 +358,7 @@ def create_case(tenant: Tenant, data: schemas.CaseCreate, actor: Actor, *, integ
         case.status = states.next_status(CaseStatus.REQUESTED, Action.FLAG)
         decided = _event(case, Action.FLAG, SYSTEM, from_status=CaseStatus.REQUESTED, to_status=case.status,
                          reason=decision.summary)
-    _push_to_ticket(case, created, decided)
+    _queue_updates(case, created, decided)
     if commit:
         db.session.commit()
     else:
@@ -671,7 +674,7 @@ def perform_action(tenant: Tenant, number: str, action: Action, payload: schemas
         commit_case(case, event)
     else:
         db.session.flush()
-        _push_to_ticket(case, event)
+        _queue_updates(case, event)
     return case
 
 
@@ -679,7 +682,7 @@ def commit_case(case: ReturnCase, *events: CaseEvent) -> None:
     """Queue the ticket updates for ``events`` and commit, turning a concurrent writer's win
     into a ``VersionConflict`` with the fresh version."""
     try:
-        _push_to_ticket(case, *events)
+        _queue_updates(case, *events)
         db.session.commit()
     except StaleDataError:
         db.session.rollback()

@@ -37,6 +37,13 @@ class IntakeSettings(Schema):
     _patterns = field_validator("order_number_patterns")(_check_patterns)
 
 
+class RateLimitSetting(Schema):
+    """A request budget for write-back: at most ``requests`` per fixed window of ``per_seconds``."""
+
+    requests: int = Field(ge=1, le=1_000_000)
+    per_seconds: float = Field(ge=1, le=86_400)
+
+
 class IntegrationSettings(Schema):
     """Per-integration settings; all optional."""
 
@@ -53,6 +60,8 @@ class IntegrationSettings(Schema):
         default_factory=dict, description="Rebound field (rma_number, rma_status) → helpdesk custom field id.")
     auto_create_min_confidence: Confidence | None = None
     suggest_min_confidence: Confidence | None = None
+    rate_limit: RateLimitSetting | None = Field(
+        default=None, description="Overrides the helpdesk's documented default (e.g. a bigger plan's limit).")
 
     _patterns = field_validator("order_number_patterns")(_check_patterns)
 

@@ -19,6 +19,8 @@ from werkzeug import Request, Response
 from app.cases.schemas import ApproveIn, CaseCreate, ReasonOptionalIn
 from app.cases.services import Actor, create_case, perform_action
 from app.cases.states import Action
+from pydantic import ValidationError
+
 from app.connectors.schemas import IntegrationCreate, IntegrationSettings
 from app.connectors.services import connect
 from app.errors import InvalidTransitionError
@@ -26,9 +28,9 @@ from app.extensions import db, utcnow
 from app.orders.schemas import OrderUpsert
 from app.orders.services import upsert_order
 from app.outbound import dispatcher, outbox
-from app.outbound.models import DeliveryAttempt, OutboxMessage
+from app.outbound.models import DeliveryAttempt, DeliveryThrottle, OutboxMessage
 from app.tenants.services import create_tenant
-from integrations.base import TRACE_IDEMPOTENCY_HEADER, OutboundAction
+from integrations.base import TRACE_IDEMPOTENCY_HEADER, OutboundAction, RateLimit
 from tests.conftest import database_kind
 from tests.factories import case_payload, order_payload
 
@@ -42,6 +44,7 @@ class FakeHelpdesk:
         self.server = server
         self.script: list[tuple[int, dict[str, str]]] = []
         self.received: list[tuple[str, str, int]] = []  # (idempotency key, path, status answered)
+        self.times: list[float] = []  # time.monotonic() of each request, beside ``received``
         self.lock = threading.Lock()
         server.expect_request(__import__("re").compile(".*")).respond_with_handler(self.handle)
 
@@ -52,6 +55,7 @@ class FakeHelpdesk:
         with self.lock:
             status, headers = self.script.pop(0) if self.script else (200, {})
             self.received.append((request.headers.get(TRACE_IDEMPOTENCY_HEADER, ""), request.path, status))
+            self.times.append(time.monotonic())
         body = '{"ticket": {"id": 4242}, "audit": {"events": []}}' if status == 200 else '{"error": "nope"}'
         return Response(body, status=status, headers=headers, content_type="application/json")
 
@@ -112,13 +116,14 @@ def test_approving_a_ticket_linked_case_enqueues_the_default_pushes(setup) -> No
     case = _approved(tenant, integration)
     messages = _messages()
     kinds = [m.action["kind"] for m in messages]
-    assert kinds[-3:] == ["note", "tags", "status"]
+    assert kinds[-4:] == ["note", "reply", "tags", "status"]  # the defaults (app/outbound/outbox.py)
     assert messages[-2].action["add_tags"] == ["rma-approved"] and messages[-1].action["status"] == "pending"
     assert all(m.status == "pending" and m.ordering_key == f"{integration.id}:4242" for m in messages)
     assert all(m.case_id == case.id for m in messages)
     assert len({m.idempotency_key for m in messages}) == len(messages)
-    note = messages[-3].action["body_text"]
+    note = messages[-4].action["body_text"]
     assert note.startswith(f"{case.number} approved")
+    assert case.number in messages[-3].action["body_text"]
 
 
 def test_a_refused_action_or_a_rolled_back_transaction_enqueues_nothing(setup) -> None:
@@ -230,7 +235,7 @@ def test_an_expired_lease_is_claimed_again(setup, helpdesk: FakeHelpdesk) -> Non
     claimed = dispatcher.claim(10)  # the worker dies right after its claim
     assert len(claimed) == 1
     assert dispatcher.claim(10) == []  # leased: nobody else takes it, nor the messages behind it
-    later = utcnow() + dispatcher.LEASE + timedelta(seconds=1)
+    later = utcnow() + dispatcher.lease() + timedelta(seconds=1)
     again = dispatcher.claim(10, now=later)
     assert [c.message_id for c in again] == [claimed[0].message_id]
     assert _messages()[0].attempts == 2
@@ -311,3 +316,165 @@ def test_an_integration_without_write_back_gets_no_messages(setup) -> None:
     db.session.commit()
     _approved(tenant, integration)
     assert _messages() == []
+
+
+# ---- pacing: one shared rate window per integration, Retry-After blocks the integration ---------
+
+def _limit(integration, requests: int, per_seconds: float) -> None:
+    integration.settings = {**integration.settings, "rate_limit": {"requests": requests, "per_seconds": per_seconds}}
+    db.session.commit()
+
+
+def _notes(tenant, integration, count: int, first_ticket: int = 100) -> list[str]:
+    """``count`` notes, each on its own ticket (so all are heads of their line); their keys."""
+    keys = []
+    for n in range(count):
+        key = f"pace-{first_ticket + n}"
+        outbox.enqueue(tenant_id=tenant.id, integration_id=integration.id, action=OutboundAction(
+            kind="note", ticket_id=str(first_ticket + n), idempotency_key=key, body_text=f"Note {n}"))
+        keys.append(key)
+    db.session.commit()
+    return keys
+
+
+def test_the_integration_setting_overrides_the_clients_documented_limit(setup) -> None:
+    _, integration = setup
+    assert dispatcher.rate_limit_for(integration) == RateLimit(100, 60.0)  # Zendesk's documented default
+    _limit(integration, 1000, 10)
+    assert dispatcher.rate_limit_for(integration) == RateLimit(1000, 10.0)
+    integration.settings = {**integration.settings, "rate_limit": {"requests": "lots"}}  # a hand-edited row
+    assert dispatcher.rate_limit_for(integration) == RateLimit(100, 60.0)
+
+
+@pytest.mark.parametrize("value", [
+    {"requests": 0, "per_seconds": 60}, {"requests": 10, "per_seconds": 0}, {"requests": -5, "per_seconds": 60},
+    {"requests": 10}, {"requests": 10, "per_seconds": 60, "burst": 5}, {"requests": "many", "per_seconds": 60},
+    {"requests": 10**9, "per_seconds": 60}, {"requests": 10, "per_seconds": 10**9}, "100/min", [100, 60],
+])
+def test_a_malformed_rate_limit_setting_is_refused(value) -> None:
+    with pytest.raises(ValidationError):
+        IntegrationSettings.model_validate({"rate_limit": value})
+
+
+def test_the_rate_limit_setting_is_validated_through_the_api(api, helpdesk: FakeHelpdesk) -> None:
+    created = api.post("/integrations", json={"kind": "zendesk", "name": "Support",
+                                               "settings": {"base_url": helpdesk.url}})
+    assert created.status_code == 201, created.get_json()
+    path = f"/integrations/{created.get_json()['id']}/settings"
+    refused = api.put(path, json={"base_url": helpdesk.url, "rate_limit": {"requests": 0, "per_seconds": 60}})
+    assert refused.status_code == 422 and "rate_limit" in str(refused.get_json()["error"]["details"])
+    accepted = api.put(path, json={"base_url": helpdesk.url, "rate_limit": {"requests": 400, "per_seconds": 60}})
+    assert accepted.status_code == 200, accepted.get_json()
+
+
+def test_a_claim_takes_only_what_the_window_has_left(setup, helpdesk: FakeHelpdesk) -> None:
+    """Limit 3 per minute, 5 messages: 3 go now, 2 wait (no attempt counted) for the next window."""
+    tenant, integration = setup
+    _limit(integration, 3, 60)
+    keys = _notes(tenant, integration, 5)
+    assert dispatcher.dispatch_due() == 3
+    assert dispatcher.dispatch_due() == 0  # the window is spent, for every worker
+    assert helpdesk.delivered_keys() == keys[:3]
+    waiting = [m for m in _messages() if m.status == "pending"]
+    assert [m.idempotency_key for m in waiting] == keys[3:] and all(m.attempts == 0 for m in waiting)
+    throttle = db.session.get(DeliveryThrottle, f"integration:{integration.id}")
+    assert throttle.sent_in_window == 3
+    assert dispatcher.dispatch_due(now=utcnow() + timedelta(seconds=59)) == 0
+    assert dispatcher.dispatch_due(now=utcnow() + timedelta(seconds=61)) == 2  # a new window
+    assert helpdesk.delivered_keys() == keys
+    assert {m.status for m in _messages()} == {"delivered"}
+
+
+def test_another_integrations_window_is_its_own(setup, helpdesk: FakeHelpdesk) -> None:
+    tenant, integration = setup
+    _limit(integration, 1, 60)
+    other = connect(tenant, IntegrationCreate(
+        kind="zendesk", name="Second desk", credentials={"api_email": "a@example.com", "api_token": "t0ken-for-tests"},
+        settings=IntegrationSettings(base_url=helpdesk.url),
+    )).integration
+    _notes(tenant, integration, 3)
+    _notes(tenant, other, 3, first_ticket=200)
+    assert dispatcher.dispatch_due() == 4  # 1 of the first (spent), all 3 of the second
+    assert sorted(helpdesk.delivered_keys()) == ["pace-100", "pace-200", "pace-201", "pace-202"]
+
+
+def test_a_tag_update_that_adds_and_removes_counts_two_requests(setup, helpdesk: FakeHelpdesk) -> None:
+    tenant, integration = setup
+    _limit(integration, 3, 60)
+    outbox.enqueue(tenant_id=tenant.id, integration_id=integration.id, action=OutboundAction(
+        kind="tags", ticket_id="99", idempotency_key="tags-1", add_tags=("rma",), remove_tags=("new",)))
+    db.session.commit()
+    _notes(tenant, integration, 2)
+    assert dispatcher.dispatch_due() == 2  # the tags (2 requests) and one note (1): the window's 3
+    assert len(helpdesk.received) == 3
+    assert db.session.get(DeliveryThrottle, f"integration:{integration.id}").sent_in_window == 3
+
+
+def test_requests_beyond_the_estimate_are_charged_when_recorded(setup, helpdesk: FakeHelpdesk, monkeypatch) -> None:
+    """A delivery that made more requests than its claim reserved spends the rest of the window."""
+    tenant, integration = setup
+    _limit(integration, 5, 60)
+    _notes(tenant, integration, 1)
+    real = dispatcher.deliver
+
+    def costly(claimed, session):
+        result = real(claimed, session)
+        return dispatcher.DeliveryResult(result.outcome, result.status_code, result.latency_ms, requests_made=4)
+
+    monkeypatch.setattr(dispatcher, "deliver", costly)
+    assert dispatcher.dispatch_due() == 1
+    assert db.session.get(DeliveryThrottle, f"integration:{integration.id}",
+                          populate_existing=True).sent_in_window == 4
+
+
+def test_pacing_holds_in_real_time(setup, helpdesk: FakeHelpdesk) -> None:
+    """2 requests per second, 5 messages: no 1-second span sees more than 2 requests."""
+    tenant, integration = setup
+    _limit(integration, 2, 1)
+    keys = _notes(tenant, integration, 5)
+    deadline = time.monotonic() + 10
+    while len(helpdesk.delivered_keys()) < len(keys) and time.monotonic() < deadline:
+        dispatcher.dispatch_due()
+        time.sleep(0.02)
+    assert sorted(helpdesk.delivered_keys()) == keys
+    times = helpdesk.times
+    assert all(times[i + 2] - times[i] >= 0.9 for i in range(len(times) - 2)), times
+    assert times[-1] - times[0] >= 1.9  # three windows were needed
+
+
+def test_429_retry_after_blocks_the_whole_integration(setup, helpdesk: FakeHelpdesk) -> None:
+    """Two tickets: the first gets 429 with Retry-After: 2; no request goes to either before 2 s."""
+    tenant, integration = setup
+    keys = _notes(tenant, integration, 2)
+    helpdesk.fail_next((429, {"Retry-After": "2"}))
+    assert dispatcher.dispatch_due() == 1  # the second ticket's message is held back, not attempted
+    refused_at = helpdesk.times[0]
+    second = _messages()[1]
+    assert second.status == "pending" and second.attempts == 0
+    throttle = db.session.get(DeliveryThrottle, f"integration:{integration.id}", populate_existing=True)
+    assert throttle.blocked_until >= utcnow() + timedelta(seconds=1.5)
+    deadline = time.monotonic() + 10
+    while len(helpdesk.delivered_keys()) < 2 and time.monotonic() < deadline:
+        _drain_now()  # even a message whose own retry is due waits for the integration
+        time.sleep(0.05)
+    assert sorted(helpdesk.delivered_keys()) == keys
+    assert len(helpdesk.times) == 3
+    assert all(t - refused_at >= 1.95 for t in helpdesk.times[1:]), helpdesk.times
+
+
+def test_a_block_set_by_one_worker_is_honoured_by_another(setup, helpdesk: FakeHelpdesk) -> None:
+    tenant, integration = setup
+    _notes(tenant, integration, 1)
+    db.session.add(DeliveryThrottle(destination=f"integration:{integration.id}", window_started_at=utcnow(),
+                                    sent_in_window=0, blocked_until=utcnow() + timedelta(seconds=30)))
+    db.session.commit()
+    assert dispatcher.dispatch_due() == 0 and helpdesk.received == []
+    assert dispatcher.dispatch_due(now=utcnow() + timedelta(seconds=31)) == 1
+
+
+def test_a_lease_comes_from_the_configuration(app_ctx: Flask) -> None:
+    app_ctx.config["REBOUND_OUTBOX_LEASE_SECONDS"] = 5
+    try:
+        assert dispatcher.lease() == timedelta(seconds=5)
+    finally:
+        app_ctx.config["REBOUND_OUTBOX_LEASE_SECONDS"] = 60

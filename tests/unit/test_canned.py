@@ -679,13 +679,10 @@ def test_compiled_templates_are_cached_by_source() -> None:
     context = sample_context("approved")
     render("approved", "en", context)
     before = canned._compile.cache_info()
-    started = time.perf_counter()
     for _ in range(200):
         render("approved", "en", context)
-    elapsed = time.perf_counter() - started
     after = canned._compile.cache_info()
     assert after.misses == before.misses and after.hits >= before.hits + 400  # subject and body each time
-    assert elapsed < 2.0, f"200 renders took {elapsed:.2f}s"
     # An edited template is a new source and compiles once.
     with_template(f"Edited {{{{ case_number }}}} {time.time_ns()}", subject=f"Edited {time.time_ns()}")
     assert canned._compile.cache_info().misses == after.misses + 2

@@ -30,6 +30,16 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (os.environ.get(name) or default).strip().lower()
+    if raw not in choices:  # a typo must not silently change where work happens
+        raise RuntimeError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+INBOUND_PROCESSING_MODES = ("inline", "worker")
+
+
 def normalize_database_url(url: str) -> str:
     """Use the psycopg 3 driver for plain ``postgres://`` and ``postgresql://`` URLs."""
     for prefix in ("postgres://", "postgresql://"):
@@ -68,10 +78,23 @@ class Config:
     REBOUND_LABEL_EXPIRY_DAYS = _env_int("REBOUND_LABEL_EXPIRY_DAYS", 28)
     REBOUND_WORKER_INTERVAL_SECONDS = _env_int("REBOUND_WORKER_INTERVAL_SECONDS", 60)
     REBOUND_INBOUND_RETRY_INTERVAL_SECONDS = _env_int("REBOUND_INBOUND_RETRY_INTERVAL_SECONDS", 15)
+    # Where a verified webhook is processed once committed: "inline" (in the request, right after the
+    # commit: the case appears at once) or "worker" (the request only verifies and records; `flask worker`
+    # processes new events within about REBOUND_INBOUND_POLL_SECONDS). Production uses "worker".
+    REBOUND_INBOUND_PROCESSING = _env_choice("REBOUND_INBOUND_PROCESSING", "inline", INBOUND_PROCESSING_MODES)
+    REBOUND_INBOUND_POLL_SECONDS = _env_int("REBOUND_INBOUND_POLL_SECONDS", 1)
     # The outbox: how often the worker delivers due messages, and when a message is given up (dead).
     REBOUND_OUTBOX_INTERVAL_SECONDS = _env_int("REBOUND_OUTBOX_INTERVAL_SECONDS", 2)
     REBOUND_OUTBOX_MAX_ATTEMPTS = _env_int("REBOUND_OUTBOX_MAX_ATTEMPTS", 10)
     REBOUND_OUTBOX_MAX_AGE_SECONDS = _env_int("REBOUND_OUTBOX_MAX_AGE_SECONDS", 2 * 24 * 3600)
+    # How long a claimed message is a worker's: one that dies mid-send leaves it to others after this.
+    # Longer than a batch's slowest deliveries, or a live worker's message is sent twice.
+    REBOUND_OUTBOX_LEASE_SECONDS = _env_int("REBOUND_OUTBOX_LEASE_SECONDS", 60)
+    # Email: where raw mail and attachments are stored (content-addressed), the largest mail accepted,
+    # and the key reply tokens (returns+<token>@…) are signed with (derived from SECRET_KEY if unset).
+    REBOUND_ATTACHMENT_DIR = os.environ.get("REBOUND_ATTACHMENT_DIR", str(INSTANCE_DIR / "attachments"))
+    REBOUND_MAIL_MAX_BYTES = _env_int("REBOUND_MAIL_MAX_BYTES", 25 * 1024 * 1024)
+    REBOUND_REPLY_TOKEN_KEY = os.environ.get("REBOUND_REPLY_TOKEN_KEY", "")
 
     @classmethod
     def runtime_overrides(cls) -> dict[str, object]:
@@ -102,6 +125,8 @@ class TestingConfig(DevelopmentConfig):
     SQLALCHEMY_DATABASE_URI = normalize_database_url(
         os.environ.get("REBOUND_TEST_DATABASE_URL", "sqlite://")
     )
+    # The tests expect a webhook's case at once; worker mode is tested by setting it per test.
+    REBOUND_INBOUND_PROCESSING = "inline"
 
 
 class ProductionConfig(Config):
@@ -109,6 +134,8 @@ class ProductionConfig(Config):
 
     ENV_NAME = "production"
     REQUIRED = ("SECRET_KEY", "DATABASE_URL", "REBOUND_ENCRYPTION_KEY")
+    # Web nodes only verify and record; workers process (keeps webhook latency flat under load).
+    REBOUND_INBOUND_PROCESSING = _env_choice("REBOUND_INBOUND_PROCESSING", "worker", INBOUND_PROCESSING_MODES)
 
     @classmethod
     def runtime_overrides(cls) -> dict[str, object]:

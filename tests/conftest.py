@@ -79,8 +79,9 @@ def database_url(tmp_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str) -> Iterator[Flask]:
-    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=database_url)
+def app(database_url: str, tmp_dir: Path) -> Iterator[Flask]:
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=database_url,
+                     REBOUND_ATTACHMENT_DIR=str(tmp_dir / "attachments"))
     with app.app_context():
         db.drop_all()
         db.create_all()

@@ -177,7 +177,9 @@ def draft_case(tenant: Tenant, integration: Integration | None, event: TicketEve
         "customer_email": email, "customer_name": event.requester_name, "channel": channel,
         "locale": _locale(event, intent), "lines": lines,
         "preferred_resolution": RESOLUTION_FOR_KIND.get(intent.kind or ""),
-        "ticket": {"provider": event.provider, "id": event.ticket_id, "url": event.ticket_url},
+        # A mail thread is no helpdesk ticket: email cases are found again by their Message-IDs.
+        "ticket": None if event.provider == "email" else {"provider": event.provider, "id": event.ticket_id,
+                                                           "url": event.ticket_url},
     }
     return Draft(proposal=proposal, order_numbers=numbers, notes=notes)
 
@@ -233,7 +235,8 @@ def handle_ticket_event(tenant: Tenant, integration: Integration | None, event: 
                                    integration_id=integration.id if integration else None, commit=False)
             db.session.add(CaseEvent(
                 tenant_id=tenant.id, case_id=case.id, action="intake", actor_type="system", channel=channel,
-                reason=f"Opened from {event.provider} ticket {event.ticket_id} (confidence {intent.confidence:.2f}).",
+                reason=(f"Opened from an email from {event.requester_email}" if event.provider == "email" else
+                        f"Opened from {event.provider} ticket {event.ticket_id}") + f" (confidence {intent.confidence:.2f}).",
                 data={"intent": intent.to_dict(), "ticket_id": event.ticket_id},
             ))
             if event.message:

@@ -94,7 +94,21 @@ class Config:
     # and the key reply tokens (returns+<token>@…) are signed with (derived from SECRET_KEY if unset).
     REBOUND_ATTACHMENT_DIR = os.environ.get("REBOUND_ATTACHMENT_DIR", str(INSTANCE_DIR / "attachments"))
     REBOUND_MAIL_MAX_BYTES = _env_int("REBOUND_MAIL_MAX_BYTES", 25 * 1024 * 1024)
+    # How often `flask worker` reads new mail from IMAP mailbox integrations.
+    REBOUND_MAIL_POLL_SECONDS = _env_int("REBOUND_MAIL_POLL_SECONDS", 30)
     REBOUND_REPLY_TOKEN_KEY = os.environ.get("REBOUND_REPLY_TOKEN_KEY", "")
+    # Outbound mail: automatic mail (acknowledgements, status mails) to one recipient about one case
+    # is capped per hour and per day (RFC 3834: don't keep answering the same sender); over the cap it
+    # is not sent and the case's timeline says why. An agent's own replies are never capped.
+    REBOUND_MAIL_AUTO_PER_HOUR = _env_int("REBOUND_MAIL_AUTO_PER_HOUR", 5)
+    REBOUND_MAIL_AUTO_PER_DAY = _env_int("REBOUND_MAIL_AUTO_PER_DAY", 20)
+    # A CA file to trust for SMTP servers with their own certificate (local testing); empty: the system's CAs.
+    REBOUND_SMTP_CA_FILE = os.environ.get("REBOUND_SMTP_CA_FILE", "")
+    # The agent panel's own session token (issued after the helpdesk-authenticated first load).
+    REBOUND_PANEL_TOKEN_SECONDS = _env_int("REBOUND_PANEL_TOKEN_SECONDS", 30 * 60)
+    # The demo helpdesk at / (a stand-in helpdesk for the demo tenant, with buttons that simulate
+    # customers): on in development, off unless asked for elsewhere.
+    REBOUND_DEMO_HELPDESK = _env_bool("REBOUND_DEMO_HELPDESK", False)
 
     @classmethod
     def runtime_overrides(cls) -> dict[str, object]:
@@ -110,6 +124,7 @@ class DevelopmentConfig(Config):
 
     ENV_NAME = "development"
     REBOUND_ALLOW_PRIVATE_URLS = _env_bool("REBOUND_ALLOW_PRIVATE_URLS", True)
+    REBOUND_DEMO_HELPDESK = _env_bool("REBOUND_DEMO_HELPDESK", True)
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
     # A fixed development key so `make run` works with no setup; never used in production.
     REBOUND_ENCRYPTION_KEY = os.environ.get(

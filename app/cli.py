@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+import tempfile
+from pathlib import Path
 from typing import get_args
 
 import click
@@ -12,7 +15,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from app.connectors import services as connector_services
 from app.connectors.models import Integration
-from app.connectors.schemas import HelpdeskKind, IntegrationCreate, SecretRotation
+from app.connectors.schemas import MAIL_KINDS, HelpdeskKind, IntegrationCreate, MailKind, SecretRotation
 from app.demo import load
 from app.errors import AppError
 from app.extensions import db, utcnow
@@ -23,6 +26,7 @@ from app.tenants import services as tenant_services
 from app.tenants.models import ApiToken, Tenant
 from app.validation import parse_mapping
 from integrations import get_adapter
+from integrations.mail import get_mail_adapter
 
 class CommandGroup(AppGroup):
     """Commands whose ``AppError`` is shown as a one-line message, not a traceback."""
@@ -149,22 +153,33 @@ def outbox_discard(slug: str, message_id: int) -> None:
 
 @integrations.command("create")
 @click.argument("slug")
-@click.argument("kind", type=click.Choice(list(get_args(HelpdeskKind))))
+@click.argument("kind", type=click.Choice(list(get_args(HelpdeskKind)) + list(get_args(MailKind))))
 @click.argument("name")
 @click.option("--secret", help="The signing secret the helpdesk gave you (default: generate one).")
 @click.option("--credential", "credential_pairs", multiple=True, metavar="NAME=VALUE",
               help="An API credential for write-back, e.g. api_token=…; repeatable.")
 @click.option("--base-url", help="The helpdesk's API base URL, e.g. https://acme.zendesk.com")
+@click.option("--settings", "settings_json", metavar="JSON",
+              help='More settings as JSON, e.g. \'{"address": "returns@shop.example", "smtp": {"host": "…"}}\'.')
 def create_integration(slug: str, kind: str, name: str, secret: str | None, credential_pairs: tuple[str, ...],
-                       base_url: str | None) -> None:
-    """Connect helpdesk KIND for tenant SLUG; prints the webhook URL and the secret (once)."""
+                       base_url: str | None, settings_json: str | None) -> None:
+    """Connect helpdesk or mailbox KIND for tenant SLUG; prints the webhook URL and the secret (once)."""
     pairs = dict(pair.split("=", 1) for pair in credential_pairs if "=" in pair)
+    try:
+        settings = json.loads(settings_json) if settings_json else {}
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--settings") from None
+    if not isinstance(settings, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--settings")
+    if base_url:
+        settings["base_url"] = base_url
     data = parse_mapping(IntegrationCreate, {"kind": kind, "name": name, "signing_secret": secret,
-                                             "credentials": pairs, "settings": {"base_url": base_url}}, "option")
+                                             "credentials": pairs, "settings": settings}, "option")
     connected = connector_services.connect(_tenant(slug), data)
     click.echo(f"Integration {connected.integration.id} ({kind}) created.")
-    click.echo(f"Webhook URL: {_webhook_url(connected.integration)}")
-    click.echo(f"Signing secret (shown once): {connected.signing_secret}")
+    if kind != "imap":  # a polled mailbox has no webhook
+        click.echo(f"Webhook URL: {_webhook_url(connected.integration)}")
+        click.echo(f"Signing secret (shown once): {connected.signing_secret}")
 
 
 @integrations.command("list")
@@ -212,15 +227,27 @@ def rotate(slug: str, integration_id: int, secret: str | None, grace_hours: int)
 @click.argument("integration_id", type=int)
 @click.option("--base", default="http://127.0.0.1:5000", show_default=True, help="Where Rebound runs.")
 def sample(slug: str, integration_id: int, base: str) -> None:
-    """Print a curl command that sends a correctly signed sample event to the integration."""
+    """Print a curl command that sends a correctly signed sample event (or mail) to the integration."""
     integration = connector_services.get_integration(_tenant(slug).id, integration_id)
+    secret = connector_services.signing_secrets(integration)[0]
+    url = f"{base}/webhooks/{integration.public_key}"
+    if integration.kind == "imap":
+        raise click.ClickException("An IMAP mailbox is polled, not called: send a mail to it instead.")
+    if integration.kind in MAIL_KINDS:
+        body, headers = get_mail_adapter(integration.kind).signed_sample(secret, utcnow(), secrets.token_hex(8))
+        # Mail bodies may be binary forms: curl reads them from a file.
+        path = Path(tempfile.gettempdir()) / f"rebound-sample-{integration.public_key[:8]}.bin"
+        path.write_bytes(body)
+        parts = [f"curl -sS -X POST '{url}'"] + [f"-H '{name}: {value}'" for name, value in headers.items()]
+        click.echo(" \\\n  ".join(parts + [f"--data-binary @{path}"]))
+        return
     adapter = get_adapter(integration.kind)
     body = adapter.sample()
     # A heredoc always ends in a newline, so sign exactly the bytes curl will send.
     if not body.endswith(b"\n"):
         body += b"\n"
-    headers = adapter.sign(body, connector_services.signing_secrets(integration)[0], utcnow(), secrets.token_hex(8))
-    parts = [f"curl -sS -X POST '{base}/webhooks/{integration.public_key}'", "-H 'Content-Type: application/json'"]
+    headers = adapter.sign(body, secret, utcnow(), secrets.token_hex(8))
+    parts = [f"curl -sS -X POST '{url}'", "-H 'Content-Type: application/json'"]
     parts += [f"-H '{name}: {value}'" for name, value in headers.items() if name.lower() != "content-type"]
     parts.append("--data-binary @- <<'JSON'")
     click.echo(" \\\n  ".join(parts))

@@ -12,6 +12,7 @@ install ``wrk`` when it is missing: ``apt-get update && apt-get install -y wrk``
     .venv/bin/python bench/ingest.py                       # 50 connections, 20 s per endpoint
     .venv/bin/python bench/ingest.py --duration 30 --profile 2000
     .venv/bin/python bench/ingest.py --gunicorn-options "--workers 3 --threads 4 --access-logfile -"
+    .venv/bin/python bench/ingest.py --drain-workers 0        # skip processing the queued events afterwards
 
 What it does, in order:
 
@@ -22,7 +23,9 @@ What it does, in order:
    server then gets as ``REBOUND_ENCRYPTION_KEY``.
 2. Starts ``gunicorn bench.bare_app:app`` with the options of the README's "Running in
    production" command (read from README.md on every run; ``--bind`` becomes a free local port)
-   and ``REBOUND_CONFIG=production``. ``bench/bare_app.py`` is ``create_app()`` plus one route,
+   and ``REBOUND_CONFIG=production`` — so ``REBOUND_INBOUND_PROCESSING=worker``: the webhook
+   verifies and records, answers ``queued``, and leaves processing to ``flask worker`` (set
+   ``REBOUND_INBOUND_PROCESSING=inline`` in the environment to measure processing in the request). ``bench/bare_app.py`` is ``create_app()`` plus one route,
    ``POST /bench/bare``, which reads the body and answers 204: both endpoints are served by the
    same server processes with the same settings.
 3. Warms both endpoints up for a few seconds (lazy imports, database connections), with
@@ -57,11 +60,15 @@ What it does, in order:
    against the distinct deliveries wrk generated (by delivery key, so a lost or an unexpected
    event is named, not only counted), events per status and outcome, cases opened, tickets with
    more than one case, events processed more than once.
+   In worker mode the web nodes leave the events ``received``; with ``--drain-workers N``
+   (default 2) the bench then runs N ``flask worker`` processes (production config, the server
+   stopped) until none is left, and reports how fast they processed them and whether any event
+   was processed twice.
 8. Prints a table and the verdicts, writes ``bench/results/ingest.json`` (the wrk outputs, the
    gunicorn log and, with ``--profile``, the profile sit beside it) and stops gunicorn.
 9. With ``--profile N``: runs N more deliveries in-process through the Flask test client
-   (production config, same database), timing each step of the webhook (find the integration,
-   decrypt the signing secrets, verify, parse, record + commit, process) and counting SQL
+   (production config, same database), timing each step of the webhook (find the integration in
+   the cache, verify, parse, record with its one autocommit INSERT, process when inline) and counting SQL
    statements and commits per request, and the Python CPU time against the wall time (the rest
    is waiting on PostgreSQL); then a cProfile of the same path. One request at a time and no
    server running: the cost of one request, not its latency under load.
@@ -431,6 +438,55 @@ def wait_until_settled(database_url: str, integration_id: int, max_seconds: floa
 
 
 @dataclass
+class Drain:
+    workers: int
+    waiting_before: int  # events of the bench integration left "received" by the web nodes
+    seconds: float
+    left: int  # still "received" or "failed" when the drain stopped
+    per_s: float
+    command: str
+
+
+def drain_with_workers(database_url: str, setup: Setup, workers: int, max_seconds: float) -> Drain | None:
+    """Worker mode leaves new events ``received``: run ``flask worker`` processes (production config)
+    until none is left, and time them. None when there was nothing to do (inline mode)."""
+    def waiting(conn: psycopg.Connection) -> int:
+        return conn.execute("SELECT count(*) FROM inbound_events WHERE integration_id = %s AND status IN "
+                            "('received', 'processing', 'failed')", (setup.integration_id,)).fetchone()[0]
+
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        before = waiting(conn)
+        if before == 0:
+            return None
+        env = production_env(database_url, setup.encryption_key) | {"REBOUND_INBOUND_PROCESSING": "worker"}
+        command = [str(Path(sys.executable).parent / "flask"), "worker"]
+        processes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=open(RESULTS_DIR / f"ingest-worker-{n}.log", "wb"),
+                                      start_new_session=True) for n in range(workers)]
+        started = time.monotonic()
+        try:
+            left = before
+            while left and time.monotonic() - started < max_seconds:
+                time.sleep(0.5)
+                left = waiting(conn)
+                if any(p.poll() is not None for p in processes):
+                    raise RuntimeError("a flask worker exited; see bench/results/ingest-worker-*.log")
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)  # the group we started: this worker only
+                    process.wait(timeout=5)
+        seconds = time.monotonic() - started
+    return Drain(workers, before, seconds, left, (before - left) / seconds if seconds else 0.0,
+                 f"{workers} x flask worker (REBOUND_CONFIG=production)")
+
+
+@dataclass
 class Inbox:
     events: int
     distinct_keys: int
@@ -602,8 +658,9 @@ def profile_in_process(database_url: str, setup: Setup, count: int, rng: random.
                 steps[name] += time.perf_counter() - start
         return wrapper
 
-    originals = {name: getattr(webhooks, name) for name in ("find_by_key", "signing_secrets", "get_adapter")}
-    originals_inbox = {name: getattr(inbox, name) for name in ("record_event", "process_event", "handle_ticket_event")}
+    originals_inbox = {name: getattr(inbox, name)
+                       for name in ("receiver_for", "record_event", "process_event", "handle_ticket_event")}
+    original_get_adapter = webhooks.get_adapter
 
     class TimedAdapter:
         def __init__(self, inner: Any) -> None:
@@ -626,10 +683,9 @@ def profile_in_process(database_url: str, setup: Setup, count: int, rng: random.
         engine = db.engine
     sa.event.listen(engine, "before_cursor_execute", count_statement)
     sa.event.listen(engine, "commit", count_commit)
-    webhooks.find_by_key = timed("find integration (SELECT)", originals["find_by_key"])
-    webhooks.signing_secrets = timed("decrypt signing secrets (Fernet)", originals["signing_secrets"])
-    webhooks.get_adapter = lambda kind: TimedAdapter(originals["get_adapter"](kind))
-    webhooks.services.record_event = timed("record event (INSERT + COMMIT)", originals_inbox["record_event"])
+    inbox.receiver_for = timed("find integration (cached)", originals_inbox["receiver_for"])
+    webhooks.get_adapter = lambda kind: TimedAdapter(original_get_adapter(kind))
+    webhooks.services.record_event = timed("record event (INSERT, autocommit)", originals_inbox["record_event"])
     webhooks.services.process_event = timed("process event (claim, intake, COMMIT)", originals_inbox["process_event"])
     inbox.handle_ticket_event = timed("  of which intake (handle_ticket_event)", originals_inbox["handle_ticket_event"])
     try:
@@ -645,17 +701,15 @@ def profile_in_process(database_url: str, setup: Setup, count: int, rng: random.
         total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         sql_count, commit_count = statements, commits
     finally:
-        webhooks.find_by_key = originals["find_by_key"]
-        webhooks.signing_secrets = originals["signing_secrets"]
-        webhooks.get_adapter = originals["get_adapter"]
+        inbox.receiver_for = originals_inbox["receiver_for"]
+        webhooks.get_adapter = original_get_adapter
         webhooks.services.record_event = originals_inbox["record_event"]
         webhooks.services.process_event = originals_inbox["process_event"]
         inbox.handle_ticket_event = originals_inbox["handle_ticket_event"]
         sa.event.remove(engine, "before_cursor_execute", count_statement)
         sa.event.remove(engine, "commit", count_commit)
 
-    order = ("find integration (SELECT)", "decrypt signing secrets (Fernet)", "verify signature", "parse payload",
-             "record event (INSERT + COMMIT)", "process event (claim, intake, COMMIT)",
+    order = ("find integration (cached)", "verify signature", "parse payload", "record event (INSERT, autocommit)", "process event (claim, intake, COMMIT)",
              "  of which intake (handle_ticket_event)")
     steps_ms = {name: steps[name] * 1000 / count for name in order}
     steps_ms["rest (Flask, headers, JSON answer, test client)"] = total * 1000 / count - sum(
@@ -718,6 +772,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="WSGI app to serve (default: bench.bare_app:app); a variant must keep POST /bench/bare")
     parser.add_argument("--settle-seconds", type=float, default=60.0,
                         help="longest wait for requests still in flight after wrk stops (default: 60)")
+    parser.add_argument("--drain-workers", type=int, default=2, metavar="N",
+                        help="afterwards, run N `flask worker` processes until the events the web nodes left "
+                             "for the worker (REBOUND_INBOUND_PROCESSING=worker) are processed; 0: skip (default: 2)")
+    parser.add_argument("--drain-seconds", type=float, default=900.0,
+                        help="longest drain (default: 900)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="afterwards, profile N deliveries in-process (default: 0, no profile)")
     parser.add_argument("--keep-files", action="store_true", help="keep the signed request files")
@@ -811,6 +870,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.keep_files:
             shutil.rmtree(files, ignore_errors=True)
     load_after = os.getloadavg()
+    drain = None
+    if args.drain_workers:
+        print(f"Processing what the web nodes left to the worker: {args.drain_workers} x flask worker", flush=True)
+        drain = drain_with_workers(url, setup, args.drain_workers, args.drain_seconds)
+        if drain is not None:
+            print(f"  {drain.waiting_before - drain.left:,} events in {drain.seconds:.1f} s ({drain.per_s:,.1f}/s), "
+                  f"{drain.left:,} left", flush=True)
 
     # Accounting: which distinct deliveries did wrk hand out, and which are stored?
     sent_keys: set[str] = set()
@@ -868,6 +934,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Cases opened by the run {inbox.cases_from_run:,} (return requests sent {sent_kinds['return']:,}); "
           f"tickets with several cases {inbox.tickets_with_several_cases}; suggestions {inbox.suggestions:,}; "
           f"answers {', '.join(f'{k} {v:,}' for k, v in sorted(ingest.outcomes.items())) or '-'}")
+    if drain is not None:
+        print(f"Worker drain (after the run, server stopped): {drain.command} processed "
+              f"{drain.waiting_before - drain.left:,} events in {drain.seconds:.1f} s = {drain.per_s:,.1f} events/s; "
+              f"{drain.left:,} left; events processed more than once {inbox.processed_more_than_once:,}")
+        if drain.left:
+            notes.append(f"{drain.left:,} events were not processed within --drain-seconds {args.drain_seconds:.0f}")
     if ingest.errors or bare.errors or bare_after.errors:
         notes.append(f"errors: bare non-2xx {bare.statuses or 0} / {bare_after.statuses or 0}, socket "
                      f"{bare.socket_errors} / {bare_after.socket_errors}; webhook non-2xx "
@@ -919,6 +991,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "in_flight_at_stop": in_flight, "lost": len(lost), "unexpected": len(unexpected),
                        "doubled": doubled, "settle_seconds": round(waited, 1), "still_open": still_open},
         "inbox": asdict(inbox),
+        "drain": None if drain is None else asdict(drain),
         "profile": None if profile is None else asdict(profile) | {"top": "bench/results/ingest-profile.txt"},
         "notes": notes,
     }

@@ -388,7 +388,7 @@ class InboundEventPage(BaseModel):
 
 
 class InboundEventQuery(Schema):
-    status: Literal["received", "processed", "ignored", "failed", "dead"] | None = None
+    status: Literal["received", "processed", "ignored", "failed", "dead", "rejected"] | None = None
     integration_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     ticket_id: str | None = Field(default=None, max_length=100)
     limit: int = Field(default=50, ge=1, le=200)

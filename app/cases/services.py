@@ -275,11 +275,17 @@ def _event(case: ReturnCase, action: str, actor: Actor, *, from_status: str | No
 
 def _queue_updates(case: ReturnCase, *events: CaseEvent) -> None:
     """Queue what ``events`` send out, in this transaction: the default ticket updates (linked
-    tickets only) and the case events for the tenant's webhook subscriptions."""
+    tickets), else mail to the customer (cases in a mail thread), and the case events for the
+    tenant's webhook subscriptions."""
     db.session.flush()  # the event ids are part of the messages' idempotency keys
     if case.ticket_id and case.integration_id:
         for event in events:
             enqueue_case_pushes(case, event)
+    else:
+        from app.email.outbound import enqueue_case_mail  # here: app.email imports intake, which imports this module
+
+        for event in events:
+            enqueue_case_mail(case, event)
     enqueue_case_events(case, events)
 
 

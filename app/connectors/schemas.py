@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import EmailStr, Field, field_validator
 
 from app.validation import Schema
 
 HelpdeskKind = Literal["zendesk", "gorgias", "freshdesk", "helpscout", "front", "intercom", "zammad", "chatwoot", "generic"]
+MailKind = Literal["mailgun", "sendgrid", "postmark", "rawmime", "imap"]
+MAIL_KINDS: frozenset[str] = frozenset(MailKind.__args__)  # type: ignore[attr-defined]
 Confidence = Annotated[float, Field(ge=0, le=1)]
 Pattern = Annotated[str, Field(min_length=3, max_length=300)]
 
@@ -44,6 +46,38 @@ class RateLimitSetting(Schema):
     per_seconds: float = Field(ge=1, le=86_400)
 
 
+Host = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-\[\]:]+$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class SmtpServerSettings(Schema):
+    """Where a mailbox integration sends mail (the password is the credential ``smtp_password``)."""
+
+    host: Host
+    port: Port | None = Field(default=None, description="Default: 465 for tls, 587 for starttls, 25 for none.")
+    security: Literal["tls", "starttls", "none"] = "starttls"
+    username: str | None = Field(default=None, max_length=320)
+    timeout: float = Field(default=30.0, gt=0, le=300)
+
+
+class ImapServerSettings(Schema):
+    """The mailbox an ``imap`` integration polls (the password is the credential ``imap_password``)."""
+
+    host: Host
+    port: Port | None = Field(default=None, description="Default: 993 for tls, 143 otherwise.")
+    security: Literal["tls", "starttls", "none"] = "tls"
+    username: str = Field(min_length=1, max_length=320)
+    folder: str = Field(default="INBOX", min_length=1, max_length=200)
+    processed_action: Literal["flag", "move"] = "flag"
+    processed_folder: str = Field(default="Rebound/Processed", min_length=1, max_length=200)
+    timeout: float = Field(default=30.0, gt=0, le=300)
+
+
+_ORIGIN = r"https?://(?:\*\.)?[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?"
+# Checked strictly: the value goes verbatim into a Content-Security-Policy header.
+HelpdeskOrigins = Annotated[str, Field(max_length=600, pattern=rf"^{_ORIGIN}(?: {_ORIGIN}){{0,3}}$")]
+
+
 class IntegrationSettings(Schema):
     """Per-integration settings; all optional."""
 
@@ -62,19 +96,41 @@ class IntegrationSettings(Schema):
     suggest_min_confidence: Confidence | None = None
     rate_limit: RateLimitSetting | None = Field(
         default=None, description="Overrides the helpdesk's documented default (e.g. a bigger plan's limit).")
+    helpdesk_origin: HelpdeskOrigins | None = Field(
+        default=None, description="Who may frame the agent's panel (CSP frame-ancestors): up to 4 origins, "
+        "space-separated, a leading *. allowed in the host, e.g. https://acme.freshdesk.com or "
+        "'https://*.frontapp.com https://*.frontapplication.com'. Default: Front's two, else base_url's origin.")
+    # Zendesk sidebar (a ZAF app with signedUrls; its public key is the credential zaf_public_key):
+    zaf_issuer: str | None = Field(default=None, max_length=300, pattern=r"^(https://)?[A-Za-z0-9.-]+/?$",
+                                   description="The Zendesk account whose tokens are accepted (iss), e.g. "
+                                   "https://acme.zendesk.com. Default: base_url.")
+    zaf_audience: str | None = Field(default=None, max_length=500, pattern=r"^https?://",
+                                     description="The aud of the app installation's tokens, e.g. https://acme.zendesk."
+                                     "com/api/v2/apps/installations/123.json. Default: this integration's "
+                                     "/sidebar/zendesk/<key> URL.")
+    # Mailbox integrations (mailgun, sendgrid, postmark, rawmime, imap):
+    address: EmailStr | None = Field(default=None, description="Our returns address, e.g. returns@shop.example; "
+                                     "replies go to returns+<case token>@shop.example.")
+    aliases: list[EmailStr] = Field(default_factory=list, max_length=20,
+                                    description="Other addresses of ours: mail from them is never a customer's.")
+    from_name: str | None = Field(default=None, max_length=100, description="Display name on outgoing mail.")
+    smtp: SmtpServerSettings | None = None
+    imap: ImapServerSettings | None = None
 
     _patterns = field_validator("order_number_patterns")(_check_patterns)
 
 
 Secret = Annotated[str, Field(min_length=8, max_length=500)]
+# A credential may be a PEM public key (Zendesk's zaf_public_key: ~800 characters for RSA-4096).
+Credential = Annotated[str, Field(min_length=1, max_length=4000)]  # issued elsewhere (API token, mailbox password): any length
 
 
 class IntegrationCreate(Schema):
-    kind: HelpdeskKind
+    kind: HelpdeskKind | MailKind
     name: str = Field(min_length=1, max_length=200)
     signing_secret: Secret | None = Field(
         default=None, description="The secret the helpdesk signs with; omit to have Rebound generate one.")
-    credentials: dict[Annotated[str, Field(pattern=r"^[a-z_]{2,40}$")], Secret] = Field(
+    credentials: dict[Annotated[str, Field(pattern=r"^[a-z_]{2,40}$")], Credential] = Field(
         default_factory=dict, max_length=10, description="API credentials for write-back, e.g. api_token.")
     settings: IntegrationSettings = Field(default_factory=IntegrationSettings)
 

@@ -129,7 +129,7 @@ def _store(integration: Integration, delivery_key: str, raw: bytes, rejected: st
         tenant_id=integration.tenant_id, integration_id=integration.id, delivery_key=delivery_key,
         kind=integration.kind, event_type="message.created", ticket_id=None,
         event={"provider": "imap", "delivery_key": delivery_key, "bytes": len(raw)}, body=raw,
-        status="dead" if rejected else "received", attempts=0, last_error=rejected, received_at=utcnow(),
+        status="rejected" if rejected else "received", attempts=0, last_error=rejected, received_at=utcnow(),
     )
     db.session.add(event)
     db.session.flush()

@@ -4,21 +4,35 @@
 ``process_event`` claims the event with one conditional UPDATE (a second claimer, inline or in
 a worker, finds it taken) and marks it processed in the same transaction that creates the
 case: exactly once, or not at all and retried.
+
+Where processing runs is ``REBOUND_INBOUND_PROCESSING``: ``inline`` (the webhook calls
+``process_event`` right after the commit) or ``worker`` (``process_received_events``, a worker
+job, takes new events). The request path is kept to one database round trip: the integration
+comes from a per-process cache (``receiver_for``), and the INSERT itself re-checks that the
+cached integration is still enabled and unchanged, so a disable or a rotation elsewhere takes
+effect on the very next request, in every process.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql, sqlite
+from psycopg.types.json import Jsonb
 
 from app.connectors.models import Integration
-from app.connectors.services import credentials
+from app.connectors.schemas import MAIL_KINDS
+from app.connectors.services import credentials, find_by_key, signing_secrets
 from app.extensions import db, utcnow
+from app.email.services import ingest_mail
 from app.inbound.models import InboundEvent, RejectedRequest
 from app.intake.services import handle_ticket_event
 from app.tenants.models import Tenant
@@ -28,46 +42,223 @@ log = logging.getLogger(__name__)
 
 RETRYABLE = ("received", "failed")
 KEEP_REJECTED_PER_INTEGRATION = 1000
+# A cached integration is read again after this long even if nothing changed (bounds memory of
+# removed integrations; correctness does not depend on it, see ``record_event``).
+RECEIVER_TTL_SECONDS = 30.0
+RECEIVER_CACHE_MAX = 4096
+# Worker mode on PostgreSQL: recording an event NOTIFYs this channel to wake `flask worker`, at most
+# once per NOTIFY_EVERY_SECONDS per process. NOTIFY takes a global lock at commit, so one per
+# request would serialise the commits under load; while events keep coming the worker is busy
+# (it looks again at once after every batch), and its 1-second poll covers the rest.
+NOTIFY_CHANNEL = "rebound_inbound"
+NOTIFY_EVERY_SECONDS = 0.25
 
 
-def record_rejection(integration: Integration, status: int, code: str, message: str,
+@dataclass(frozen=True)
+class Receiver:
+    """What the webhook needs of an integration; enabled ones are cached per process.
+
+    ``version`` is the integration's ``updated_at``: every change (disable, rotate, settings, a
+    counted rejection) moves it, and ``record_event`` stores nothing unless it still matches.
+    """
+
+    id: int
+    tenant_id: int
+    kind: str
+    enabled: bool
+    version: datetime
+    secrets: tuple[str, ...]
+    expires: float  # time.monotonic() after which the entry is read again
+
+
+_receivers: dict[str, Receiver] = {}
+_receivers_lock = threading.Lock()
+
+
+def receiver_for(public_key: str, fresh: bool = False) -> Receiver | None:
+    """The integration behind a webhook key (None if unknown): from the cache unless ``fresh``.
+
+    Only enabled integrations are cached, so re-enabling one takes effect at once.
+    """
+    if not fresh:
+        cached = _receivers.get(public_key)
+        if cached is not None and cached.expires > time.monotonic():
+            return cached
+    integration = find_by_key(public_key)
+    if integration is None:
+        db.session.rollback()
+        return None
+    now = utcnow()
+    expires = time.monotonic() + RECEIVER_TTL_SECONDS
+    until = credentials(integration).get("previous_valid_until")
+    if until:  # the previous secret stops working when its grace period ends: read again then
+        left = (datetime.fromisoformat(until) - now).total_seconds()
+        if left > 0:
+            expires = min(expires, time.monotonic() + left)
+    receiver = Receiver(integration.id, integration.tenant_id, integration.kind, integration.enabled,
+                        integration.updated_at, tuple(signing_secrets(integration, now)), expires)
+    db.session.rollback()  # end the read: the request path keeps no transaction open
+    with _receivers_lock:
+        if receiver.enabled:
+            if len(_receivers) >= RECEIVER_CACHE_MAX:
+                _receivers.clear()
+            _receivers[public_key] = receiver
+        else:
+            _receivers.pop(public_key, None)
+    return receiver
+
+
+def forget_receiver(public_key: str) -> None:
+    """Drop a cached integration (after its guard failed, or in tests)."""
+    with _receivers_lock:
+        _receivers.pop(public_key, None)
+
+
+def record_rejection(tenant_id: int, integration_id: int, status: int, code: str, message: str,
                      remote_addr: str | None, body_bytes: int | None) -> None:
     """Count a refused call in the integration's rejected-request log (its own commit)."""
     db.session.rollback()
     db.session.add(RejectedRequest(
-        tenant_id=integration.tenant_id, integration_id=integration.id, status_code=status, code=code,
+        tenant_id=tenant_id, integration_id=integration_id, status_code=status, code=code,
         message=message[:500], remote_addr=remote_addr, body_bytes=body_bytes,
     ))
-    db.session.execute(sa.update(Integration).where(Integration.id == integration.id)
+    db.session.execute(sa.update(Integration).where(Integration.id == integration_id)
                        .values(rejected_count=Integration.rejected_count + 1))
     db.session.commit()
 
 
-def record_event(integration: Integration, delivery_key: str, event: TicketEvent, body: bytes) -> tuple[int, bool]:
+class StaleReceiver(Exception):
+    """The cached integration changed (disabled, rotated, edited) since it was read: start over."""
+
+
+_COLUMNS = ("tenant_id", "integration_id", "delivery_key", "kind", "event_type", "ticket_id", "event", "body",
+            "status", "attempts", "received_at")
+
+
+def _insert_statement(dialect: str, notify: bool) -> sa.TextClause:
+    """``INSERT … SELECT <values> FROM integrations WHERE <still enabled and unchanged>
+    ON CONFLICT DO NOTHING RETURNING id`` (PostgreSQL and SQLite spell it alike); with ``notify``
+    (PostgreSQL) it also notifies the worker, only if a row was stored, when the INSERT commits.
+
+    Written as text with typed parameters because SQLAlchemy cannot cache the compiled form of a
+    dialect INSERT … SELECT … ON CONFLICT, and compiling it on every request cost more than the
+    round trip it saves.
+    """
+    table = InboundEvent.__table__
+    json_value = "CAST(:event AS JSONB)" if dialect == "postgresql" else ":event"
+    values = ", ".join(json_value if name == "event" else f":{name}" for name in _COLUMNS)
+    sql = (f"INSERT INTO inbound_events ({', '.join(_COLUMNS)}) SELECT {values} FROM integrations "
+           "WHERE integrations.id = :guard_id AND integrations.enabled AND integrations.updated_at = :guard_version "
+           "ON CONFLICT (integration_id, delivery_key) DO NOTHING RETURNING id")
+    if notify:
+        sql = f"WITH stored AS ({sql}) SELECT id, pg_notify('{NOTIFY_CHANNEL}', '') FROM stored"
+    return sa.text(sql).bindparams(
+        *(sa.bindparam(name, type_=table.c[name].type) for name in _COLUMNS),
+        sa.bindparam("guard_id", type_=sa.Integer()),
+        sa.bindparam("guard_version", type_=Integration.__table__.c.updated_at.type),
+    )
+
+
+_insert_statements: dict[tuple[str, bool], sa.TextClause] = {}
+_last_notify = 0.0
+
+
+def _statement(dialect: str, notify: bool) -> sa.TextClause:
+    statement = _insert_statements.get((dialect, notify))
+    if statement is None:
+        statement = _insert_statements[(dialect, notify)] = _insert_statement(dialect, notify)
+    return statement
+
+
+def record_event(receiver: Receiver, delivery_key: str, event: TicketEvent, body: bytes) -> tuple[int, bool]:
     """Store a verified delivery; returns (event id, created). A repeat delivery returns the first's id.
 
-    One ``INSERT … ON CONFLICT DO NOTHING``: concurrent copies of a delivery never raise, and
-    exactly one of them is told it created the row.
+    One statement in autocommit (one round trip, durable when it returns: ``synchronous_commit``
+    is left on): ``INSERT … ON CONFLICT DO NOTHING``, so concurrent copies of a delivery never
+    raise and exactly one of them is told it created the row. The INSERT only happens while the
+    integration is still enabled and at the version the cache holds.
+
+    :raise StaleReceiver: the integration changed since ``receiver`` was read (nothing stored).
     """
+    global _last_notify
     key = delivery_key[:200]
-    values = dict(
-        tenant_id=integration.tenant_id, integration_id=integration.id, delivery_key=key,
-        kind=integration.kind, event_type=event.event_type, ticket_id=event.ticket_id[:100],
-        event=event.to_dict(), body=body, status="received", attempts=0, received_at=utcnow(),
+    engine = _inbox_engine()
+    params: dict[str, Any] = dict(
+        tenant_id=receiver.tenant_id, integration_id=receiver.id, delivery_key=key, kind=receiver.kind,
+        event_type=event.event_type, ticket_id=event.ticket_id[:100], event=event.to_dict(), body=body,
+        status="received", attempts=0, received_at=utcnow(), guard_id=receiver.id, guard_version=receiver.version,
     )
-    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
-    statement = (insert(InboundEvent).values(**values)
-                 .on_conflict_do_nothing(index_elements=["integration_id", "delivery_key"])
-                 .returning(InboundEvent.id))
-    event_id = db.session.execute(statement).scalar_one_or_none()
-    db.session.commit()
+    if engine.dialect.name == "postgresql":
+        notify = (current_app.config["REBOUND_INBOUND_PROCESSING"] == "worker"
+                  and time.monotonic() - _last_notify >= NOTIFY_EVERY_SECONDS)
+        if notify:
+            _last_notify = time.monotonic()
+        event_id = _insert_on_postgresql(engine, notify, params)
+    else:
+        with engine.connect() as connection:
+            event_id = connection.execute(_statement(engine.dialect.name, False), params).scalar_one_or_none()
     if event_id is not None:
         return event_id, True
-    existing = db.session.scalar(sa.select(InboundEvent.id).where(
-        InboundEvent.integration_id == integration.id, InboundEvent.delivery_key == key))
+    # Nothing inserted: a duplicate, or the integration changed. Rare, so two more reads.
+    with engine.connect() as connection:
+        current = connection.execute(sa.select(Integration.enabled, Integration.updated_at)
+                                     .where(Integration.id == receiver.id)).one_or_none()
+        if current is None or not current.enabled or current.updated_at != receiver.version:
+            raise StaleReceiver(receiver.id)
+        existing = connection.scalar(sa.select(InboundEvent.id).where(
+            InboundEvent.integration_id == receiver.id, InboundEvent.delivery_key == key))
     if existing is None:  # cannot happen: the conflicting row is committed
         raise RuntimeError("inbound event could not be stored")
     return existing, False
+
+
+_compiled: dict[bool, str] = {}
+
+
+def _insert_on_postgresql(engine: sa.Engine, notify: bool, params: dict[str, Any]) -> int | None:
+    """Run the INSERT on the driver's connection, as a prepared statement: half the client CPU of
+    going through SQLAlchemy's execute (measured: 0.11 against 0.22 ms), on the hottest path.
+
+    The SQL is SQLAlchemy's own compilation of the statement (with its type casts); the values
+    need no conversion but the JSON document. A pooled connection the server has closed
+    (restart, idle timeout) is dropped and the INSERT tried once more on a new one; should the
+    lost attempt have committed, the second finds the row and reports a duplicate, and the
+    retry job processes the event all the same.
+    """
+    sql = _compiled.get(notify)
+    if sql is None:
+        sql = _compiled[notify] = str(_statement("postgresql", notify).compile(dialect=engine.dialect))
+    values = params | {"event": Jsonb(params["event"])}
+    for attempt in (1, 2):
+        pooled = engine.raw_connection()
+        try:
+            row = pooled.driver_connection.execute(sql, values, prepare=True).fetchone()
+        except psycopg.OperationalError:
+            pooled.invalidate()
+            if attempt == 2:
+                raise
+            continue
+        finally:
+            if pooled.dbapi_connection is not None:  # not invalidated: back to the pool
+                pooled.close()
+        return row[0] if row is not None else None
+    return None  # not reached
+
+
+def _inbox_engine() -> sa.Engine:
+    """The engine ``record_event`` writes with: on PostgreSQL one of its own in autocommit and
+    without the pool's pre-ping, so that recording a delivery is exactly one round trip (a dead
+    pooled connection is handled by retrying once instead). SQLite has no server: the app's engine."""
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    inbox = current_app.extensions.get("rebound.inbox_engine")
+    if inbox is None or inbox.url != engine.url:
+        inbox = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+        current_app.extensions["rebound.inbox_engine"] = inbox
+        # Whoever disposes of the app's connections (tests, a fork) means these as well.
+        sa.event.listen(engine, "engine_disposed", lambda _: inbox.dispose())
+    return inbox
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -96,9 +287,12 @@ def process_event(event_id: int) -> str:
     integration = db.session.get(Integration, stored.integration_id)
     tenant = db.session.get(Tenant, stored.tenant_id)
     try:
-        event = complete_event(get_adapter(integration.kind), TicketEvent.from_dict(stored.event),
-                               (integration.settings or {}).get("base_url"), credentials(integration))
-        result = handle_ticket_event(tenant, integration, event)
+        if integration.kind in MAIL_KINDS:  # the body is the raw message
+            result = ingest_mail(tenant, integration, stored.body, inbound_event_id=stored.id)
+        else:
+            event = complete_event(get_adapter(integration.kind), TicketEvent.from_dict(stored.event),
+                                   (integration.settings or {}).get("base_url"), credentials(integration))
+            result = handle_ticket_event(tenant, integration, event)
         stored.status = "ignored" if result.outcome == "ignored" else "processed"
         stored.outcome = result.to_dict()
         stored.case_id = result.case.id if result.case else None
@@ -145,6 +339,39 @@ def retry_due_events(limit: int = 100) -> int:
     for event_id in due_event_ids(limit):
         if process_event(event_id) != "skipped":
             handled += 1
+    return handled
+
+
+def process_received_events(batch: int = 100, limit: int = 2000) -> int:
+    """Worker job (``REBOUND_INBOUND_PROCESSING=worker``): process new events, at most ``limit``
+    per run; returns how many were handled.
+
+    Several workers may run it at once: each event is locked with ``FOR UPDATE SKIP LOCKED``
+    (PostgreSQL; SQLite has one writer anyway) in the transaction that ``process_event`` then
+    claims and commits it in, so a worker passes over what another is processing, and the
+    claim's status check still stops a second run of an event already done.
+    """
+    handled = 0
+    while handled < limit:
+        # Oldest first within a batch (the status index hands them over roughly in arrival order).
+        ids = sorted(db.session.scalars(
+            sa.select(InboundEvent.id).where(InboundEvent.status == "received").limit(batch)))
+        db.session.rollback()
+        if not ids:
+            break
+        taken = 0
+        for event_id in ids:
+            locked = db.session.scalar(
+                sa.select(InboundEvent.id).where(InboundEvent.id == event_id, InboundEvent.status == "received")
+                .with_for_update(skip_locked=True))
+            if locked is None:  # another worker has it, or has done it
+                db.session.rollback()
+                continue
+            if process_event(event_id) != "skipped":
+                handled += 1
+                taken += 1
+        if taken == 0:  # everything in sight belongs to other workers: leave it to them
+            break
     return handled
 
 

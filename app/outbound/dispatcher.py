@@ -36,7 +36,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from app.connectors.models import Integration
+from app.connectors.schemas import MAIL_KINDS
 from app.connectors.services import credentials
+from app.email import outbound as mail_outbound
 from app.extensions import UTCDateTime, db, utcnow
 from app.outbound import events
 from app.outbound.models import DeliveryAttempt, DeliveryThrottle, OutboxMessage
@@ -272,6 +274,10 @@ def claim(limit: int, now: datetime | None = None) -> list[Claimed]:
             result.append(Claimed(message.id, events.KIND, *events.delivery_target(message),
                                   destination=destination_of(message), cost=cost))
             continue
+        if _kind(limits, message) in MAIL_KINDS:  # a mail to the customer: SMTP, no base_url nor client
+            result.append(Claimed(message.id, mail_outbound.KIND, None, None, destination=destination_of(message),
+                                  cost=cost))
+            continue
         if message.integration_id not in connections:
             integration = limits.integrations.get(message.integration_id) if message.integration_id is not None else None
             connections[message.integration_id] = _connection_for(message.id, integration)
@@ -302,6 +308,8 @@ def _connection_for(message_id: int, integration: Integration | None) -> Claimed
 
 def deliver(claimed: Claimed, session: requests.Session) -> DeliveryResult:
     """Carry out one claimed message; runs outside any transaction and never raises."""
+    if claimed.kind == mail_outbound.KIND:  # reads, sends outside any transaction, records; never raises
+        return mail_outbound.deliver_mail(claimed.message_id)
     if claimed.connection is None:
         return DeliveryResult("permanent", None, 0.0, error=claimed.problem, requests_made=0)
     if claimed.kind == events.KIND:  # a signed Standard Webhooks POST; never raises

@@ -12,6 +12,7 @@ from app.cases.models import CaseEvent
 from app.cases.queries import get_case
 from app.cases.services import Actor
 from app.connectors.models import Integration
+from app.email import outbound as mail_outbound
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.outbound import outbox
@@ -38,14 +39,24 @@ def update_push_settings(tenant: Tenant, settings: PushSettings) -> PushSettings
 def queue_reply(tenant: Tenant, number: str, data: ReplyIn, actor: Actor) -> ReplyOut:
     """Queue one reply (``visibility`` public) or internal note to the case's ticket, from a canned
     response rendered for the case now, or from free text; it is recorded on the case's timeline.
+    A case without a ticket that is answered by mail (``email.outbound.mail_thread``) gets the
+    reply as a mail to the customer instead.
 
     :raise NotFound: (404) the tenant has no such case.
-    :raise ValidationFailed: (422) the case has no ticket with write-back configured.
+    :raise ValidationFailed: (422) the case has no ticket with write-back configured, nor a mail
+        thread; an internal note for a mail thread (``no_ticket``); a reply to a customer whose
+        mail bounced, without ``force`` (``mail_bouncing``).
     :raise CannedTemplateError: (422) the canned response fails on this case's data.
     """
     case = get_case(tenant.id, number)
     integration = db.session.get(Integration, case.integration_id) if case.integration_id else None
-    if not case.ticket_id or integration is None or not (integration.settings or {}).get("base_url"):
+    thread = None if case.ticket_id else mail_outbound.mail_thread(case)  # no ticket: the customer's mail thread
+    if thread is not None:
+        if data.visibility != "public":
+            raise ValidationFailed(f"Case {case.number} is answered by mail and has no ticket to hold an internal "
+                                   f"note; add a note to one of its actions instead.", code="no_ticket")
+        mail_outbound.check_manual_reply(case, data.force)
+    elif not case.ticket_id or integration is None or not (integration.settings or {}).get("base_url"):
         raise ValidationFailed(
             f"Case {case.number} has no helpdesk ticket with write-back configured, so there is nowhere to send "
             f"a reply. Link a ticket, and set the integration's base_url and credentials.",
@@ -65,6 +76,13 @@ def queue_reply(tenant: Tenant, number: str, data: ReplyIn, actor: Actor) -> Rep
     )
     db.session.add(event)
     db.session.flush()  # the event id is part of the message's idempotency key
+    if thread is not None:
+        mail, message = mail_outbound.queue_mail_reply(case, thread, event, subject=subject, text=text, html=html)
+        db.session.commit()
+        return ReplyOut(message_id=message.id, event_id=event.id, idempotency_key=message.idempotency_key, kind=kind,
+                        status=message.status, integration_id=thread.integration.id, ticket_id=None,
+                        mail_id=mail.id, key=data.key, locale_used=locale_used, origin=origin, subject=mail.subject,
+                        text=text, html=html)
     action = OutboundAction(
         kind=kind, ticket_id=case.ticket_id, idempotency_key=f"{case.id}:{event.id}:0", body_text=text,
         body_html=html, recipient_email=case.customer.email if kind == "reply" else None,

@@ -147,6 +147,8 @@ class ReplyIn(Schema):
     text: str | None = Field(default=None, min_length=1, max_length=20_000)
     locale: LocaleTag | None = Field(default=None, description="For a canned key; default: the case's locale.")
     visibility: Literal["public", "internal"] = "public"
+    force: bool = Field(default=False, description="Mail the reply even though mail to the customer bounced "
+                        "(cases answered by mail only).")
 
     @model_validator(mode="after")
     def _key_or_text(self) -> ReplyIn:
@@ -162,7 +164,8 @@ class ReplyOut(BaseModel):
     kind: Literal["reply", "note"]
     status: str
     integration_id: int
-    ticket_id: str
+    ticket_id: str | None  # None for a case answered by mail
+    mail_id: int | None = None  # the queued mail, for a case answered by mail
     key: str | None
     locale_used: str | None
     origin: Literal["shipped", "tenant", "text"]

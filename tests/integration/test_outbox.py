@@ -478,3 +478,21 @@ def test_a_lease_comes_from_the_configuration(app_ctx: Flask) -> None:
         assert dispatcher.lease() == timedelta(seconds=5)
     finally:
         app_ctx.config["REBOUND_OUTBOX_LEASE_SECONDS"] = 60
+
+
+def test_the_worker_job_works_off_a_backlog_beyond_one_batch(setup, helpdesk) -> None:
+    """One tick of the dispatch job delivers more than one claim batch (it loops while work is due)."""
+    from app.jobs import dispatch_outbox
+
+    tenant, integration = setup
+    integration.settings = {**integration.settings, "rate_limit": {"requests": 10_000, "per_seconds": 60}}
+    db.session.commit()
+    for n in range(30):  # 30 tickets × their pushes: well over the 50 a claim takes
+        upsert_order(tenant, OrderUpsert.model_validate(order_payload(f"20{n:02d}")))
+        case = _open(tenant, integration, ticket=f"9{n:03d}", order=f"20{n:02d}")
+        if case.status != "authorized":
+            perform_action(tenant, case.number, Action.APPROVE, ApproveIn(), AGENT)
+    pending = [m for m in _messages() if m.status == "pending"]
+    assert len(pending) > 50
+    assert dispatch_outbox() >= len(pending)
+    assert {(m.status, m.last_error) for m in _messages()} == {("delivered", None)}

@@ -30,7 +30,7 @@ class Connected:
 
 def generate_secret(kind: str) -> str:
     """A fresh signing secret in the form the helpdesk expects (Standard Webhooks: ``whsec_``)."""
-    if kind == "generic":
+    if kind in ("generic", "rawmime"):
         return "whsec_" + base64.b64encode(random.token_bytes(32)).decode()
     if kind == "helpscout":  # Help Scout accepts secrets of at most 40 characters
         return random.token_hex(20)

@@ -73,6 +73,19 @@ class Form:
             raise PayloadError(f"The form field {name} is required.", name)
         return value
 
+    def count(self, name: str, maximum: int) -> int:
+        """A count field (e.g. how many attachments follow); 0 when absent.
+
+        :raise PayloadError: (``name``) not a whole number.
+        :raise MailTooLargeError: (``name``) above ``maximum``.
+        """
+        raw = (self.text(name) or "0").strip()
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
+            raise PayloadError(f"{name} must be a whole number.", name)
+        if int(raw) > maximum:
+            raise MailTooLargeError(f"{name} is above {maximum}.", name)
+        return int(raw)
+
     def json(self, name: str) -> Any:
         """The field parsed as JSON, or None when absent or blank.
 

@@ -190,12 +190,7 @@ def _headers(form: Form) -> list[tuple[str, str]]:
 
 def _attachments(form: Form, limits: MailLimits) -> list[MailAttachment]:
     """``attachment-1`` … ``attachment-<attachment-count>`` with Content-IDs from ``content-id-map``."""
-    raw_count = (form.text("attachment-count") or "0").strip()
-    if not (raw_count.isascii() and raw_count.isdigit() and len(raw_count) <= 6):
-        raise PayloadError("attachment-count must be a whole number.", "attachment-count")
-    count = int(raw_count)
-    if count > limits.max_form_parts:
-        raise MailTooLargeError(f"attachment-count is above {limits.max_form_parts}.", "attachment-count")
+    count = form.count("attachment-count", limits.max_form_parts)
     cids = _content_ids(form.json("content-id-map"))
     found = []
     for number in range(1, count + 1):

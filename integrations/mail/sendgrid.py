@@ -35,7 +35,6 @@ from integrations.mail.base import (
     InboundMail,
     MailAttachment,
     MailLimits,
-    MailTooLargeError,
     addresses,
     header_pairs,
     raw_header,
@@ -166,12 +165,7 @@ def _message_id(form: Form) -> str | None:
 
 def _attachments(form: Form, limits: MailLimits) -> list[MailAttachment]:
     """``attachment1`` … ``attachment<attachments>``, typed by ``attachment-info``."""
-    raw_count = (form.text("attachments") or "0").strip()
-    if not (raw_count.isascii() and raw_count.isdigit() and len(raw_count) <= 6):
-        raise PayloadError("attachments must be a whole number.", "attachments")
-    count = int(raw_count)
-    if count > limits.max_form_parts:
-        raise MailTooLargeError(f"attachments is above {limits.max_form_parts}.", "attachments")
+    count = form.count("attachments", limits.max_form_parts)
     info = _json_object(form, "attachment-info")
     cids = {name: cid for cid, name in _json_object(form, "content-ids").items() if isinstance(name, str)}
     found = []

@@ -273,7 +273,7 @@ def _event(case: ReturnCase, action: str, actor: Actor, *, from_status: str | No
     return event
 
 
-def _queue_updates(case: ReturnCase, *events: CaseEvent) -> None:
+def queue_updates(case: ReturnCase, *events: CaseEvent) -> None:
     """Queue what ``events`` send out, in this transaction: the default ticket updates (linked
     tickets), else mail to the customer (cases in a mail thread), and the case events for the
     tenant's webhook subscriptions."""
@@ -364,7 +364,7 @@ def create_case(tenant: Tenant, data: schemas.CaseCreate, actor: Actor, *, integ
         case.status = states.next_status(CaseStatus.REQUESTED, Action.FLAG)
         decided = _event(case, Action.FLAG, SYSTEM, from_status=CaseStatus.REQUESTED, to_status=case.status,
                          reason=decision.summary)
-    _queue_updates(case, created, decided)
+    queue_updates(case, created, decided)
     if commit:
         db.session.commit()
     else:
@@ -680,7 +680,7 @@ def perform_action(tenant: Tenant, number: str, action: Action, payload: schemas
         commit_case(case, event)
     else:
         db.session.flush()
-        _queue_updates(case, event)
+        queue_updates(case, event)
     return case
 
 
@@ -688,7 +688,7 @@ def commit_case(case: ReturnCase, *events: CaseEvent) -> None:
     """Queue the ticket updates for ``events`` and commit, turning a concurrent writer's win
     into a ``VersionConflict`` with the fresh version."""
     try:
-        _queue_updates(case, *events)
+        queue_updates(case, *events)
         db.session.commit()
     except StaleDataError:
         db.session.rollback()

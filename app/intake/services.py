@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from app.cases import schemas as case_schemas
 from app.cases.models import CaseEvent, ReasonCode, ReturnCase
-from app.cases.services import Actor, create_case, perform_action
+from app.cases.services import Actor, create_case, perform_action, queue_updates
 from app.cases.states import Action, CaseStatus
 from app.connectors.models import Integration
 from app.connectors.schemas import IntakeSettings, IntegrationSettings
@@ -87,13 +87,16 @@ def _locale(event: TicketEvent, intent: Intent | None) -> str | None:
 
 
 def append_message(case: ReturnCase, event: TicketEvent, channel: str) -> None:
-    """Put the customer's message on the case timeline; a reply to an info request reopens review."""
-    db.session.add(CaseEvent(
+    """Put the customer's message on the case timeline (and tell the tenant's webhook subscribers);
+    a reply to an info request reopens review."""
+    message = CaseEvent(
         tenant_id=case.tenant_id, case_id=case.id, action="message", actor_type="customer",
         actor_id=event.requester_email, channel=channel,
         data={"text": (event.message or "")[:MESSAGE_LIMIT], "ticket_id": event.ticket_id,
               "message_id": event.message_id, "subject": event.subject},
-    ))
+    )
+    db.session.add(message)
+    queue_updates(case, message)
     if case.status == CaseStatus.AWAITING_CUSTOMER:
         tenant = db.session.get(Tenant, case.tenant_id)
         perform_action(tenant, case.number, Action.CUSTOMER_REPLIED,

@@ -53,7 +53,9 @@ CATALOGUE: dict[str, str] = {
     "case.flagged": "The case needs an agent's review (the policy could not approve it, or someone flagged it).",
     "case.rejected": "The return was refused; data.event.reason says why.",
     "case.info_requested": "The customer was asked for more information (photos, order number …).",
-    "case.message_received": "The customer answered an information request; the case is back in review.",
+    "case.message_received": "The customer wrote (a ticket message or an email) about the case; data.event.data.text "
+                             "holds the new text. An answer to an information request also sends "
+                             "case.status_changed (back in review).",
     "case.label_issued": "A return label was issued (data.return_shipment).",
     "case.shipped": "The customer shipped the parcel (carrier and tracking in data.return_shipment).",
     "case.received": "The warehouse received the parcel (per-line quantities in data.lines).",
@@ -71,13 +73,13 @@ CATALOGUE: dict[str, str] = {
 }
 
 # Case action (CaseEvent.action) → the specific event it sends. "message" is the timeline entry
-# intake adds for a customer's message; it is listed so that a caller queueing it gets the event.
+# intake adds for each customer message; "customer_replied" (the status change an answer to an
+# information request causes) sends only case.status_changed, so one message is one event.
 ACTION_EVENTS: dict[str, str] = {
     "approve": "case.approved",
     "flag": "case.flagged",
     "reject": "case.rejected",
     "request_info": "case.info_requested",
-    "customer_replied": "case.message_received",
     "message": "case.message_received",
     "issue_label": "case.label_issued",
     "ship": "case.shipped",

@@ -392,10 +392,35 @@ def test_every_action_maps_to_a_catalogued_event() -> None:
 
     assert set(events.ACTION_EVENTS.values()) | {"case.created", "case.status_changed"} == set(events.CATALOGUE)
     assert set(get_args(EventType)) == set(events.CATALOGUE)
-    assert {a.value for a in Action} <= set(events.ACTION_EVENTS)
+    # customer_replied is a status change only: the message itself sends case.message_received.
+    assert {a.value for a in Action} - {"customer_replied"} <= set(events.ACTION_EVENTS)
 
 
 @pytest.fixture(autouse=True)
 def _private_urls_allowed(app: Flask) -> Iterator[None]:
     assert app.config["REBOUND_ALLOW_PRIVATE_URLS"]  # the endpoint is on loopback
     yield
+
+
+def test_a_customer_message_sends_one_message_received_event(app_ctx, api) -> None:
+    """A ticket or mail message on a case reaches subscribers once, with its text; an answer to an
+    info request adds the status change, not a second message event."""
+    from app.cases.models import ReturnCase
+    from app.intake.services import append_message
+    from app.outbound.models import OutboxMessage
+    from integrations.base import TicketEvent
+
+    api.post("/orders", json=order_payload())
+    created = api.post("/webhook-subscriptions", json={"url": "https://hooks.example.com/rebound"})
+    assert created.status_code == 201, created.json
+    number = api.post("/cases", json=case_payload(sku="STOVE")).json["number"]
+    api.action(number, "request_info", {"message": "A photo please"})
+    case = db.session.scalar(sa.select(ReturnCase).where(ReturnCase.number == number))
+    before = db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage))
+    append_message(case, TicketEvent(provider="email", ticket_id="mail:x", event_type="message.created",
+                                     message="Here it is", author_role="customer"), "email")
+    db.session.commit()
+    sent = db.session.scalars(sa.select(OutboxMessage).order_by(OutboxMessage.id).offset(before)).all()
+    types = [m.action["payload"]["type"] if "payload" in m.action else m.action.get("type") for m in sent]
+    assert types.count("case.message_received") == 1, types
+    assert "case.status_changed" in types

@@ -247,10 +247,10 @@ def test_automatic_mail_is_rate_limited_per_case_and_recipient(app, api, tenant,
     _, number, _ = ingest(app, tenant, integration_id, customer_mail())
     assert len(rows(app, MailMessage, MailMessage.direction == "out")) == 1
     with app.app_context():
-        from app.cases.services import SYSTEM, _event, _queue_updates
+        from app.cases.services import SYSTEM, _event, queue_updates
 
         case = db.session.scalar(sa.select(ReturnCase).where(ReturnCase.number == number))
-        _queue_updates(case, _event(case, "approve", SYSTEM, from_status=case.status, to_status=case.status))
+        queue_updates(case, _event(case, "approve", SYSTEM, from_status=case.status, to_status=case.status))
         db.session.commit()
     assert len(rows(app, MailMessage, MailMessage.direction == "out")) == 1
     [limited] = timeline(app, number, "mail_skipped")
@@ -267,7 +267,7 @@ def test_automatic_mail_is_rate_limited_per_case_and_recipient(app, api, tenant,
         monkeypatch.setitem(app.config, "REBOUND_MAIL_AUTO_PER_DAY", 2)
         case = db.session.scalar(sa.select(ReturnCase).where(ReturnCase.number == number))
         for _ in range(2):
-            _queue_updates(case, _event(case, "approve", SYSTEM, from_status=case.status, to_status=case.status))
+            queue_updates(case, _event(case, "approve", SYSTEM, from_status=case.status, to_status=case.status))
         db.session.commit()
     assert len(rows(app, MailMessage, MailMessage.direction == "out")) == 3
     assert [e.data["code"] for e in timeline(app, number, "mail_skipped")] == ["rate_limited", "rate_limited"]

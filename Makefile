@@ -6,7 +6,7 @@ export FLASK_APP := wsgi.py
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-unit test-sqlite test-postgres install install-dev migrate demo worker bench clean
+.PHONY: run test test-unit test-sqlite test-postgres test-browser install install-dev migrate demo worker bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,14 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+# htmx for the agent panel, from the npm registry (package.json pins it). Without npm the panel
+# still works, as plain HTML forms.
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --omit=dev --no-audit --no-fund && touch $@; \
+	else echo "npm not found: skipping htmx (the agent panel works without it)"; fi
+
+install: $(VENV)/.installed node_modules/.installed
+install-dev: $(VENV)/.installed-dev node_modules/.installed
 
 migrate: install
 	$(BIN)/flask db upgrade
@@ -39,11 +45,12 @@ run: demo
 worker: migrate
 	$(BIN)/flask worker
 
-## test: unit tests once, then integration and functional tests on SQLite and on PostgreSQL
+## test: unit tests once, integration and functional tests on SQLite and on PostgreSQL, browser tests once (SQLite)
 test: install-dev
 	$(BIN)/python -m pytest tests/unit -q
 	REBOUND_TEST_DB=sqlite $(BIN)/python -m pytest tests/integration tests/functional -q -n 2
 	REBOUND_TEST_DB=postgresql $(BIN)/python -m pytest tests/integration tests/functional -q -n 2
+	REBOUND_TEST_DB=sqlite $(BIN)/python -m pytest tests/browser -q
 
 test-unit: install-dev
 	$(BIN)/python -m pytest tests/unit -q
@@ -53,6 +60,10 @@ test-sqlite: install-dev
 
 test-postgres: install-dev
 	REBOUND_TEST_DB=postgresql $(BIN)/python -m pytest tests/integration tests/functional -q
+
+## test-browser: the demo helpdesk and the panel in Debian's Chromium (installed with apt-get if missing)
+test-browser: install-dev
+	REBOUND_TEST_DB=sqlite $(BIN)/python -m pytest tests/browser -q
 
 bench: install-dev
 	$(BIN)/python bench/api.py

@@ -70,6 +70,7 @@ def register_models() -> None:
     import app.inbound.models  # noqa: F401
     import app.intake.models  # noqa: F401
     import app.orders.models  # noqa: F401
+    import app.sidebar.models  # noqa: F401
     import app.outbound.models  # noqa: F401
     import app.tenants.models  # noqa: F401
 
@@ -90,6 +91,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
+    from app.sidebar import routes  # noqa: F401  (routes attach to the blueprints on import)
+    from app.sidebar.blueprints import bp as sidebar_bp, demo_bp
+
+    app.register_blueprint(sidebar_bp)
+    app.register_blueprint(demo_bp)
 
 
 def register_commands(app: Flask) -> None:

@@ -1,16 +1,23 @@
-"""Demo data: a tenant with orders and cases in several states, made through the real services."""
+"""Demo data: a tenant with orders and cases in several states, made through the real services,
+and the demo helpdesk's integration (the stand-in helpdesk served at ``/``, see app/sidebar/demo.py)."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
 
+import secrets
+
 import sqlalchemy as sa
+from flask import current_app
 
 from app.cases import schemas
 from app.cases.queries import get_case
 from app.cases.services import Actor, create_case, perform_action
 from app.cases.states import Action
+from app.connectors.models import Integration
+from app.connectors.schemas import IntegrationCreate, IntegrationSettings
+from app.connectors.services import connect, update_settings
 from app.extensions import db
 from app.orders.schemas import OrderUpsert
 from app.orders.services import upsert_order
@@ -19,6 +26,12 @@ from app.tenants.services import create_tenant, issue_token
 
 DEMO_SLUG = "demo"
 AGENT = Actor(type="agent", id="demo-agent", channel="agent")
+DEMO_HELPDESK_NAME = "Demo helpdesk"
+# The stand-in helpdesk speaks Zammad's webhook and REST API (app/sidebar/demo.py), so the demo runs
+# the real adapter on the way in and the real write-back client on the way out. ``generic`` would be
+# the obvious kind, but it has no write-back client: no note or reply would ever leave.
+DEMO_HELPDESK_KIND = "zammad"
+DEMO_HELPDESK_PATH = "/demo/helpdesk-api"
 
 CUSTOMERS = [
     ("maria.lopez@example.com", "María López"),
@@ -40,17 +53,59 @@ def _action(tenant: Tenant, number: str, action: Action, payload: schemas.Action
     perform_action(tenant, number, action, payload, AGENT)
 
 
+def demo_tenant() -> Tenant | None:
+    return db.session.scalar(sa.select(Tenant).where(Tenant.slug == DEMO_SLUG))
+
+
+def demo_helpdesk(tenant: Tenant) -> Integration | None:
+    """The demo tenant's stand-in helpdesk integration, if loaded."""
+    return db.session.scalar(sa.select(Integration).where(
+        Integration.tenant_id == tenant.id, Integration.kind == DEMO_HELPDESK_KIND,
+        Integration.name == DEMO_HELPDESK_NAME).order_by(Integration.id).limit(1))
+
+
+def ensure_demo_helpdesk(tenant: Tenant) -> Integration:
+    """The demo helpdesk's integration, created once: its write-back goes to this server's own
+    stand-in API (``REBOUND_PUBLIC_URL`` + ``/demo/helpdesk-api/<key>``), and intake only suggests a
+    case, so that the agent opens it from the panel."""
+    integration = demo_helpdesk(tenant)
+    if integration is not None:
+        return integration
+    connected = connect(tenant, IntegrationCreate(
+        kind=DEMO_HELPDESK_KIND, name=DEMO_HELPDESK_NAME,
+        credentials={"api_token": secrets.token_urlsafe(24)},
+        settings=IntegrationSettings(auto_create_min_confidence=1.0, suggest_min_confidence=0.3),
+    ))
+    integration = connected.integration
+    base_url = current_app.config["REBOUND_PUBLIC_URL"].rstrip("/") + f"{DEMO_HELPDESK_PATH}/{integration.public_key}"
+    return update_settings(tenant, integration.id, IntegrationSettings(
+        base_url=base_url, auto_create_min_confidence=1.0, suggest_min_confidence=0.3,
+        tag_map={"resolved": "rma-resolved", "closed": "rma-closed"},
+        status_map={"resolved": "closed", "closed": "closed", "requested": "open"},
+    ))
+
+
 def load(force: bool = False) -> str:
-    """Create the demo tenant (or reuse it with ``force``) and return a message with a token."""
-    tenant = db.session.scalar(sa.select(Tenant).where(Tenant.slug == DEMO_SLUG))
+    """Create the demo tenant (or reuse it with ``force``) and return a message with a token.
+
+    Without ``force`` a second run changes nothing but adds what a newer version of the demo has
+    (the demo helpdesk) and issues a fresh token.
+    """
+    tenant = demo_tenant()
+    helpdesk = current_app.config["REBOUND_DEMO_HELPDESK"]
     if tenant is not None and not force:
+        if helpdesk:
+            ensure_demo_helpdesk(tenant)
         token = issue_token(tenant.id, "demo").plain
-        return f"Demo tenant {DEMO_SLUG!r} is already loaded (flask demo load --force adds more cases).\nAPI token: {token}"
+        return (f"Demo tenant {DEMO_SLUG!r} is already loaded (flask demo load --force adds more cases).\n"
+                f"Demo helpdesk: {current_app.config['REBOUND_PUBLIC_URL'].rstrip('/')}/\nAPI token: {token}")
     if tenant is None:
         issued = create_tenant("Acme Outdoor (demo)", slug=DEMO_SLUG, currency="EUR")
         tenant, token = issued.token.tenant, issued.plain
     else:
         token = issue_token(tenant.id, "demo").plain
+    if helpdesk:
+        ensure_demo_helpdesk(tenant)
 
     today = date.today()
     orders = []
@@ -95,5 +150,6 @@ def load(force: bool = False) -> str:
     _action(tenant, done, Action.SETTLE, schemas.SettleIn(external_ref="re_demo_001"))
     return (
         f"Demo tenant {tenant.slug!r} loaded: {len(orders)} orders, cases {approved} (authorized), {review} (review), "
-        f"{info} (awaiting customer), {shipping} (in transit), {done} (resolved).\nAPI token: {token}"
+        f"{info} (awaiting customer), {shipping} (in transit), {done} (resolved).\n"
+        f"Demo helpdesk: {current_app.config['REBOUND_PUBLIC_URL'].rstrip('/')}/\nAPI token: {token}"
     )

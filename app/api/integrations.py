@@ -15,12 +15,13 @@ from app.api.schemas import (
 from app.cases.queries import decode_cursor, encode_cursor
 from app.connectors import services
 from app.connectors.models import Integration
-from app.connectors.schemas import IntakeSettings, IntegrationCreate, IntegrationSettings, SecretRotation
-from app.errors import NotFound
+from app.connectors.schemas import MAIL_KINDS, IntakeSettings, IntegrationCreate, IntegrationSettings, SecretRotation
+from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.inbound.models import InboundEvent, RejectedRequest
 from app.intake.models import Suggestion
 from app.outbound import outbox
+from app.sidebar import links
 from app.tenants.services import update_intake_settings
 
 
@@ -74,6 +75,17 @@ def enable_integration(integration_id: str) -> IntegrationOut:
           body=SecretRotation, response=IntegrationWithSecret, auth=require_token)
 def rotate_secret(integration_id: str, body: SecretRotation) -> IntegrationWithSecret:
     return _with_secret(services.rotate_secret(current_tenant(), _int_id(integration_id), body))
+
+
+@endpoint(bp, "/integrations/{integration_id}/sidebar-link", "GET",
+          summary="A signed, single-use link that opens the agent's panel for a ticket (for testing, notes)",
+          tag="integrations", query=links.SidebarLinkQuery, response=links.SidebarLinkOut, auth=require_token)
+def sidebar_link(integration_id: str, query: links.SidebarLinkQuery) -> links.SidebarLinkOut:
+    integration = services.get_integration(current_tenant().id, _int_id(integration_id))
+    if integration.kind in MAIL_KINDS:
+        raise ValidationFailed("A mailbox integration has no sidebar.", code="no_sidebar")
+    link = links.make_context_link(integration, query.ticket, query.email, query.agent, query.ttl)
+    return links.SidebarLinkOut(url=link.url, expires_at=link.expires_at)
 
 
 @endpoint(bp, "/integrations/{integration_id}/rejected", "GET", summary="Recently refused webhook calls",

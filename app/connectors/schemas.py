@@ -100,7 +100,10 @@ class IntegrationSettings(Schema):
         default=None, description="Who may frame the agent's panel (CSP frame-ancestors): up to 4 origins, "
         "space-separated, a leading *. allowed in the host, e.g. https://acme.freshdesk.com or "
         "'https://*.frontapp.com https://*.frontapplication.com'. Default: Front's two, else base_url's origin.")
-    # Zendesk sidebar (a ZAF app with signedUrls; its public key is the credential zaf_public_key):
+    # Zendesk sidebar (a ZAF app with signedUrls):
+    zaf_public_key: str | None = Field(default=None, max_length=4000, pattern=r"^-----BEGIN PUBLIC KEY-----",
+                                       description="The app's RSA public key (PEM) its tokens are checked with; "
+                                       "public, so a setting (the credential zaf_public_key wins if set).")
     zaf_issuer: str | None = Field(default=None, max_length=300, pattern=r"^(https://)?[A-Za-z0-9.-]+/?$",
                                    description="The Zendesk account whose tokens are accepted (iss), e.g. "
                                    "https://acme.zendesk.com. Default: base_url.")

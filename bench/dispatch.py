@@ -45,6 +45,14 @@ the exit status is 1 when a message was lost, doubled or not delivered, else 0.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder would come first on sys.path, and bench/email.py would hide
+# the standard library's email package: the repository root goes first instead, bench/ not at all.
+sys.path[:] = [str(Path(__file__).resolve().parent.parent)] + [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import cProfile
 import io

@@ -26,6 +26,14 @@ Targets: ≥ 90% exact match on discourse, ahead of every library on every set, 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder would come first on sys.path, and bench/email.py would hide
+# the standard library's email package: the repository root goes first instead, bench/ not at all.
+sys.path[:] = [str(Path(__file__).resolve().parent.parent)] + [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import json
 import sys

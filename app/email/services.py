@@ -98,6 +98,9 @@ def ingest_mail(tenant: Tenant, integration: Integration | None, raw: bytes, *,
     """Take one raw inbound mail all the way; does not commit. See the module docstring."""
     parsed = parse_message(raw, limits=_limits())
     store = attachment_store()
+    # With an inbox event the raw message is durable in the database already: the file copies
+    # (raw and attachments, all cut from it) need not wait for the disk.
+    sync = inbound_event_id is None
     sender = parsed.from_.address.lower() if parsed.from_ and parsed.from_.address else None
     parts = extract_reply(parsed.text)
     mail = MailMessage(
@@ -109,10 +112,10 @@ def ingest_mail(tenant: Tenant, integration: Integration | None, raw: bytes, *,
         reply_text=parts.reply[:MAX_STORED_TEXT], signature_text=parts.signature[:MAX_STORED_TEXT],
         quoted_text=parts.quoted[:MAX_STORED_TEXT], full_text=parsed.text[:MAX_STORED_TEXT],
         html_sanitized=(parsed.html_sanitized or None) and parsed.html_sanitized[:MAX_STORED_TEXT],
-        raw_sha256=store.put(raw), size_bytes=len(raw), defects=list(parsed.defects)[:50], sent_at=parsed.date,
+        raw_sha256=store.put(raw, sync=sync), size_bytes=len(raw), defects=list(parsed.defects)[:50], sent_at=parsed.date,
     )
-    db.session.add(mail)
-    db.session.flush()
+    # The row is added once its fate is known where possible (one INSERT, no UPDATE after it); it is
+    # flushed earlier only where something needs its id or must find it (timeline entries, intake).
 
     if _is_our_own(parsed, tenant, integration, sender):
         mail.automation = "own"
@@ -127,6 +130,9 @@ def ingest_mail(tenant: Tenant, integration: Integration | None, raw: bytes, *,
     case = match.case if match else None
     if case is not None:
         mail.case_id, mail.matched_by = case.id, match.by if match else None
+    if case is not None or not automation.automated and sender is not None:
+        db.session.add(mail)
+        db.session.flush()
 
     if automation.kind is AutomationKind.BOUNCE:
         bounced = _mark_bouncing(tenant.id, automation)
@@ -146,18 +152,21 @@ def ingest_mail(tenant: Tenant, integration: Integration | None, raw: bytes, *,
     event = _as_ticket_event(parsed, mail, sender, parts.reply or parsed.text)
     if case is not None:
         append_message(case, event, "email")
-        _attach_evidence(case, parsed)
+        _attach_evidence(case, parsed, sync)
         return _done(mail, "threaded", f"Reply added to {case.number} (matched by {mail.matched_by}).", case)
     result = handle_ticket_event(tenant, integration, event, channel="email")
     if result.case is not None:
         mail.case_id = result.case.id
-        _attach_evidence(result.case, parsed)
+        _attach_evidence(result.case, parsed, sync)
     status = {"case_created": "case_created", "suggested": "suggested", "appended": "threaded"}.get(result.outcome, "ignored")
     return _done(mail, status, result.detail, result.case)
 
 
 def _done(mail: MailMessage, status: str, detail: str, case: ReturnCase | None = None) -> MailResult:
     mail.status = status
+    if mail.id is None:  # not stored yet: one INSERT with its final status (the outcome names its id)
+        db.session.add(mail)
+        db.session.flush()
     return MailResult(status, detail, mail, case)
 
 
@@ -204,12 +213,12 @@ def _as_ticket_event(parsed: ParsedMessage, mail: MailMessage, sender: str, text
     )
 
 
-def _attach_evidence(case: ReturnCase, parsed: ParsedMessage) -> None:
+def _attach_evidence(case: ReturnCase, parsed: ParsedMessage, sync: bool = True) -> None:
     """Attachments and inline images become the case's evidence, stored by content (sha256)."""
     store = attachment_store()
     known = {e.sha256 for e in case.evidence if e.sha256}
     for attachment in parsed.attachments:
-        key = store.put(attachment.data)
+        key = store.put(attachment.data, sync=sync)
         if key in known:
             continue
         known.add(key)

@@ -30,8 +30,12 @@ def is_key(value: str) -> bool:
 
 @runtime_checkable
 class AttachmentStore(Protocol):
-    def put(self, data: bytes) -> str:
-        """Store ``data`` and return its key; storing the same bytes again is a no-op."""
+    def put(self, data: bytes, *, sync: bool = True) -> str:
+        """Store ``data`` and return its key; storing the same bytes again is a no-op.
+
+        ``sync=False`` skips waiting for the disk, for bytes that are durable elsewhere already
+        (an inbound mail's raw message is in the inbox; its attachments can be cut from it again).
+        """
 
     def get(self, key: str) -> bytes:
         """The bytes stored under ``key``; ``NotFound`` when there are none."""
@@ -55,7 +59,7 @@ class LocalAttachmentStore:
             raise NotFound("No such attachment.", details={"key": str(key)[:80]})
         return self.root / key[:2] / key[2:]
 
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes, *, sync: bool = True) -> str:
         if len(data) > self.max_bytes:
             raise PayloadTooLarge(f"Attachment of {len(data)} bytes is over the limit of "
                                   f"{self.max_bytes} bytes.")
@@ -69,7 +73,8 @@ class LocalAttachmentStore:
             with os.fdopen(handle, "wb") as file:
                 file.write(data)
                 file.flush()
-                os.fsync(file.fileno())
+                if sync:
+                    os.fsync(file.fileno())
             os.chmod(temporary, 0o644)
             os.replace(temporary, target)
         except BaseException:

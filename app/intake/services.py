@@ -214,7 +214,9 @@ def handle_ticket_event(tenant: Tenant, integration: Integration | None, event: 
     """
     if event.event_type == "ping":
         return IntakeResult("ignored", "Ping event.")
-    case = linked_case(tenant.id, integration.id if integration else None, event.ticket_id)
+    # A mail thread is linked to its case through Message-IDs (app.email.threading), never a ticket id.
+    case = None if event.provider == "email" else linked_case(tenant.id, integration.id if integration else None,
+                                                              event.ticket_id)
     if case is not None:
         if event.message and event.author_role in ("customer", "unknown"):
             append_message(case, event, channel)

@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Where Rebound is reached: webhook URLs, panel links and the demo helpdesk's write-back address.
+export REBOUND_PUBLIC_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: run test test-unit test-sqlite test-postgres test-browser install install-dev migrate demo worker bench clean
 

@@ -66,10 +66,15 @@ def demo_helpdesk(tenant: Tenant) -> Integration | None:
 
 def ensure_demo_helpdesk(tenant: Tenant) -> Integration:
     """The demo helpdesk's integration, created once: its write-back goes to this server's own
-    stand-in API (``REBOUND_PUBLIC_URL`` + ``/demo/helpdesk-api/<key>``), and intake only suggests a
-    case, so that the agent opens it from the panel."""
+    stand-in API (``REBOUND_PUBLIC_URL`` + ``/demo/helpdesk-api/<key>``; the address follows
+    ``REBOUND_PUBLIC_URL`` on every load, so ``make run`` on another port works), and intake only
+    suggests a case, so that the agent opens it from the panel."""
     integration = demo_helpdesk(tenant)
     if integration is not None:
+        base_url = current_app.config["REBOUND_PUBLIC_URL"].rstrip("/") + f"{DEMO_HELPDESK_PATH}/{integration.public_key}"
+        if (integration.settings or {}).get("base_url") != base_url:
+            settings = IntegrationSettings.model_validate({**(integration.settings or {}), "base_url": base_url})
+            integration = update_settings(tenant, integration.id, settings)
         return integration
     connected = connect(tenant, IntegrationCreate(
         kind=DEMO_HELPDESK_KIND, name=DEMO_HELPDESK_NAME,

@@ -9,7 +9,7 @@ What belongs here: how a helpdesk that cannot sign a request of its own opens th
   Who signs: Rebound itself (``make_context_link``: links in Front comments and Zammad notes, the
   demo helpdesk, ``GET /api/v1/integrations/<id>/sidebar-link``) or a Freshdesk app's serverless
   function holding the secret as a secure installation parameter. See
-  docs/readme-parts/sidebar-auth-b.md for each helpdesk's setup.
+  docs/sidebar.md and docs/setup/<kind>.md for each helpdesk's setup.
 - **Chatwoot dashboard apps**: the app's URL is static and Chatwoot hands the page its context
   (conversation, contact, current agent) by an unauthenticated ``postMessage`` [V, chatwoot
   ``DashboardApp/Frame.vue``]. The page (``templates/sidebar/chatwoot.html`` +

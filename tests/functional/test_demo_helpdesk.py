@@ -81,6 +81,17 @@ def test_demo_load_twice_makes_one_demo_helpdesk(app: Flask, runner, demo: Flask
         assert helpdesks[0].settings["base_url"].endswith(f"/demo/helpdesk-api/{helpdesks[0].public_key}")
 
 
+def test_the_demo_helpdesks_address_follows_the_public_url(app: Flask, runner, demo: FlaskClient,
+                                                         monkeypatch) -> None:
+    """`make run` on another port: the next `flask demo load` points write-back at the new address."""
+    monkeypatch.setitem(app.config, "REBOUND_PUBLIC_URL", "http://127.0.0.1:5091")
+    assert runner.invoke(args=["demo", "load"]).exit_code == 0
+    with app.app_context():
+        helpdesk = demo_helpdesk(demo_tenant())
+        assert helpdesk.settings["base_url"] == f"http://127.0.0.1:5091/demo/helpdesk-api/{helpdesk.public_key}"
+        assert helpdesk.settings["auto_create_min_confidence"] == 1.0, "the other settings stay"
+
+
 def test_a_simulated_ticket_goes_through_the_webhook_and_intake(app: Flask, demo: FlaskClient) -> None:
     """A new ticket is a signed webhook delivery: stored in the inbox, processed, and turned into a
     suggestion with the order and line found; the ticket view frames the panel via a context link."""

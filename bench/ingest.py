@@ -11,7 +11,7 @@ install ``wrk`` when it is missing: ``apt-get update && apt-get install -y wrk``
 
     .venv/bin/python bench/ingest.py                       # 50 connections, 20 s per endpoint
     .venv/bin/python bench/ingest.py --duration 30 --profile 2000
-    .venv/bin/python bench/ingest.py --gunicorn-options "--workers 3 --threads 4 --access-logfile -"
+    .venv/bin/python bench/ingest.py --gunicorn-options "--workers 2 --worker-class gthread --threads 16 --access-logfile -"
     .venv/bin/python bench/ingest.py --drain-workers 0        # skip processing the queued events afterwards
 
 What it does, in order:
@@ -68,7 +68,8 @@ What it does, in order:
    gunicorn log and, with ``--profile``, the profile sit beside it) and stops gunicorn.
 9. With ``--profile N``: runs N more deliveries in-process through the Flask test client
    (production config, same database), timing each step of the webhook (find the integration in
-   the cache, verify, parse, record with its one autocommit INSERT, process when inline) and counting SQL
+   the cache, verify, parse, record (handed to the process's group-commit writer: one
+   multi-row INSERT and commit per batch), process when inline) and counting SQL
    statements and commits per request, and the Python CPU time against the wall time (the rest
    is waiting on PostgreSQL); then a cProfile of the same path. One request at a time and no
    server running: the cost of one request, not its latency under load.
@@ -693,7 +694,7 @@ def profile_in_process(database_url: str, setup: Setup, count: int, rng: random.
     sa.event.listen(engine, "commit", count_commit)
     inbox.receiver_for = timed("find integration (cached)", originals_inbox["receiver_for"])
     webhooks.get_adapter = lambda kind: TimedAdapter(original_get_adapter(kind))
-    webhooks.services.record_event = timed("record event (INSERT, autocommit)", originals_inbox["record_event"])
+    webhooks.services.record_event = timed("record event (group INSERT + commit)", originals_inbox["record_event"])
     webhooks.services.process_event = timed("process event (claim, intake, COMMIT)", originals_inbox["process_event"])
     inbox.handle_ticket_event = timed("  of which intake (handle_ticket_event)", originals_inbox["handle_ticket_event"])
     try:
@@ -717,7 +718,7 @@ def profile_in_process(database_url: str, setup: Setup, count: int, rng: random.
         sa.event.remove(engine, "before_cursor_execute", count_statement)
         sa.event.remove(engine, "commit", count_commit)
 
-    order = ("find integration (cached)", "verify signature", "parse payload", "record event (INSERT, autocommit)", "process event (claim, intake, COMMIT)",
+    order = ("find integration (cached)", "verify signature", "parse payload", "record event (group INSERT + commit)", "process event (claim, intake, COMMIT)",
              "  of which intake (handle_ticket_event)")
     steps_ms = {name: steps[name] * 1000 / count for name in order}
     steps_ms["rest (Flask, headers, JSON answer, test client)"] = total * 1000 / count - sum(

@@ -446,8 +446,11 @@ def process_event(event_id: int) -> str:
     if stored is None:
         db.session.rollback()
         return "skipped"
-    integration = db.session.get(Integration, stored.integration_id)
-    tenant = db.session.get(Tenant, stored.tenant_id)
+    # One round trip for both (the identity map holds them only while something refers to them).
+    integration, tenant = db.session.execute(
+        sa.select(Integration, Tenant).join(Tenant, Tenant.id == Integration.tenant_id)
+        .where(Integration.id == stored.integration_id)
+    ).one()
     try:
         if integration.kind in MAIL_KINDS:  # the body is the raw message
             result = ingest_mail(tenant, integration, stored.body, inbound_event_id=stored.id)

@@ -85,8 +85,6 @@ import psycopg
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from app.cases.defaults import DEFAULT_REASONS  # noqa: E402
 from app.cases.policy import CaseFacts, LineFacts, PolicyRules, evaluate  # noqa: E402

@@ -54,8 +54,6 @@ from typing import Any
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from bench.api import (  # noqa: E402
     DEFAULT_DATABASE_URL,

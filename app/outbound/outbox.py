@@ -278,12 +278,32 @@ def enqueue_case_pushes(case: Any, event: Any) -> list[OutboxMessage]:
         return []  # no write-back configured: nothing could ever be delivered
     tenant = db.session.get(Tenant, case.tenant_id)
     assert tenant is not None
+    updates = plan_case_pushes(case, event, tenant, integration.settings or {})
+    if str(event.action) == "create":
+        updates = _with_panel_link(updates, case, integration)
     messages = []
-    for n, fields in enumerate(plan_case_pushes(case, event, tenant, integration.settings or {})):
+    for n, fields in enumerate(updates):
         action = OutboundAction(ticket_id=case.ticket_id, idempotency_key=f"{case.id}:{event.id}:{n}", **fields)
         messages.append(enqueue(tenant_id=case.tenant_id, integration_id=case.integration_id, action=action,
                                 case_id=case.id))
     return messages
+
+
+def _with_panel_link(updates: list[dict[str, Any]], case: Any, integration: Integration) -> list[dict[str, Any]]:
+    """For helpdesks without a signed sidebar (Zammad, Front), the case's first internal note carries
+    a reusable, expiring link that opens the agent's panel for the ticket (``sidebar.links``)."""
+    from app.sidebar.links import NOTE_LINK_KINDS, NOTE_LINK_SECONDS, make_context_link  # sidebar imports outbound
+
+    if integration.kind not in NOTE_LINK_KINDS:
+        return updates
+    link = make_context_link(integration, case.ticket_id, case.customer.email if case.customer else None,
+                             ttl=NOTE_LINK_SECONDS, reusable=True).url
+    line = f"Open {case.number} in Rebound: {link}"
+    for update in updates:
+        if update["kind"] == "note":
+            update["body_text"] = f"{update['body_text']}\n\n{line}"
+            return updates
+    return [{"kind": "note", "body_text": line}, *updates]
 
 
 # ---- dead letters -----------------------------------------------------------------------------

@@ -51,6 +51,11 @@ from app.sidebar.context import PanelContext, issue_panel_token
 from app.validation import Schema, parse_json
 
 MAX_LINK_SECONDS = 86_400  # a link further in the future is refused: links are for one visit, not bookmarks
+# A reusable link (no nonce) lives in a ticket's internal note, where only the helpdesk's agents see
+# it; it opens the panel as often as needed until it expires (Zammad and Front have no signed sidebar).
+NOTE_LINK_SECONDS = 30 * 86_400
+# Helpdesks whose agents reach the panel through a link Rebound writes into the ticket's first note.
+NOTE_LINK_KINDS = frozenset({"zammad", "front"})
 DEFAULT_LINK_SECONDS = 15 * 60
 CLOCK_SKEW_SECONDS = 60  # a signer's clock (Freshworks' serverless runtime) may run a little ahead of ours
 PAGE_NONCE_SECONDS = 10 * 60  # how long the Chatwoot page may wait for Chatwoot's context
@@ -109,20 +114,25 @@ class ContextLink:
 
 def make_context_link(integration: Integration, ticket_id: str, email: str | None = None,
                       agent: str | None = None, ttl: int = DEFAULT_LINK_SECONDS, *,
-                      external: bool = True) -> ContextLink:
+                      external: bool = True, reusable: bool = False) -> ContextLink:
     """A signed link that opens the panel for ``ticket_id``, once, within ``ttl`` seconds.
 
     :param external: an absolute URL (``REBOUND_PUBLIC_URL``) for helpdesk notes and the API; a
         path for pages Rebound serves itself (the demo helpdesk).
-    :raise ValueError: ``ttl`` outside 1 s…``MAX_LINK_SECONDS``, or a value a link cannot carry.
+    :param reusable: no nonce: it opens the panel any number of times until it expires (at most
+        ``NOTE_LINK_SECONDS``), for a ticket's internal note. The signature covers the empty nonce,
+        so a single-use link can't be turned into one.
+    :raise ValueError: ``ttl`` outside 1 s…``MAX_LINK_SECONDS`` (``NOTE_LINK_SECONDS`` when
+        reusable), or a value a link cannot carry.
     """
-    if not 1 <= ttl <= MAX_LINK_SECONDS:
-        raise ValueError(f"ttl must be between 1 and {MAX_LINK_SECONDS} seconds")
+    longest = NOTE_LINK_SECONDS if reusable else MAX_LINK_SECONDS
+    if not 1 <= ttl <= longest:
+        raise ValueError(f"ttl must be between 1 and {longest} seconds")
     email, agent = email or "", agent or ""
     if not _ID.fullmatch(ticket_id) or (email and not _EMAIL.fullmatch(email)) or (agent and not _ID.fullmatch(agent)):
         raise ValueError("ticket, email and agent must be printable, ticket and agent at most 128 characters")
     exp = int(time.time()) + ttl
-    nonce = random.token_urlsafe(18)
+    nonce = "" if reusable else random.token_urlsafe(18)
     sig = sign(sidebar_secrets(integration)[0], canonical(integration.public_key, ticket_id, email, agent, exp, nonce))
     query = urlencode({"ticket": ticket_id, "email": email, "agent": agent, "exp": exp, "nonce": nonce, "sig": sig})
     path = f"/sidebar/open/{integration.public_key}?{query}"
@@ -195,7 +205,8 @@ def open_link(key: str) -> Response:
     args = request.args
     ticket, email, agent = args.get("ticket", ""), args.get("email", ""), args.get("agent", "")
     exp_text, nonce, sig = args.get("exp", ""), args.get("nonce", ""), args.get("sig", "").lower()
-    if not (_ID.fullmatch(ticket) and _EXP.fullmatch(exp_text) and _NONCE.fullmatch(nonce) and _SIG.fullmatch(sig)
+    if not (_ID.fullmatch(ticket) and _EXP.fullmatch(exp_text) and (not nonce or _NONCE.fullmatch(nonce))
+            and _SIG.fullmatch(sig)
             and (not email or _EMAIL.fullmatch(email)) and (not agent or _ID.fullmatch(agent))):
         raise _refuse("malformed", "This sidebar link is incomplete or malformed.")
     message = canonical(key, ticket, email, agent, exp_text, nonce)
@@ -207,9 +218,11 @@ def open_link(key: str) -> Response:
     exp, now = int(exp_text), time.time()
     if exp <= now:
         raise _refuse("expired", "This sidebar link has expired; open the panel again from the ticket.")
-    if exp > now + MAX_LINK_SECONDS + CLOCK_SKEW_SECONDS:
-        raise _refuse("too_far_ahead", f"Sidebar links may live at most {MAX_LINK_SECONDS} seconds.")
-    consume_nonce(integration, nonce, datetime.fromtimestamp(exp, timezone.utc))
+    longest = MAX_LINK_SECONDS if nonce else NOTE_LINK_SECONDS
+    if exp > now + longest + CLOCK_SKEW_SECONDS:
+        raise _refuse("too_far_ahead", f"Sidebar links may live at most {longest} seconds.")
+    if nonce:  # a single-use link; one without a nonce is a note's reusable link
+        consume_nonce(integration, nonce, datetime.fromtimestamp(exp, timezone.utc))
     context = PanelContext(tenant_id=integration.tenant_id, integration_id=integration.id, ticket_id=ticket,
                            agent_id=agent or None, requester_email=email or None,
                            helpdesk_origin=helpdesk_origin(integration))

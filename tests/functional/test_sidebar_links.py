@@ -193,13 +193,59 @@ def test_links_survive_a_signing_secret_rotation_during_its_grace(app, api, clie
 
 
 @pytest.mark.parametrize("changes", [
-    {"sig": ""}, {"sig": "zz" * 32}, {"sig": "ab"}, {"nonce": ""}, {"nonce": "short"}, {"nonce": "bad nonce!" * 3},
+    {"sig": ""}, {"sig": "zz" * 32}, {"sig": "ab"}, {"nonce": "short"}, {"nonce": "bad nonce!" * 3},
     {"exp": ""}, {"exp": "soon"}, {"exp": "-5"}, {"exp": "9" * 40}, {"ticket": ""}, {"ticket": "10\n42"},
     {"ticket": "x" * 129}, {"email": "dana@example.com\nagent=1"}, {"agent": "\x00"},
 ])
 def test_malformed_links_are_refused_not_crashed(app, api, client, changes):
     integration = connect(api, "freshdesk")
     refused(client.get(with_params(issued_link(api, integration), **changes)), "malformed")
+
+
+def test_dropping_the_nonce_does_not_make_a_single_use_link_reusable(app, api, client):
+    integration = connect(api, "zammad")
+    refused(client.get(with_params(issued_link(api, integration), nonce="")), "bad_signature")
+
+
+def test_a_reusable_note_link_opens_the_panel_again_until_it_expires(app, api, client):
+    """The link Rebound writes into a Zammad or Front note has no nonce: every click opens the
+    panel; it still expires, is forged-proof, and may live at most NOTE_LINK_SECONDS."""
+    integration = connect(api, "zammad")
+    key, secret = key_of(integration), derived_secret(app, integration["id"])
+    link = handmade(key, secret, nonce="")
+    assert panel_of(app, client.get(link)).ticket_id == "1042"
+    assert panel_of(app, client.get(link)).ticket_id == "1042", "a note's link works every time"
+    refused(client.get(handmade(key, secret, nonce="", exp=int(time.time()) - 1)), "expired")
+    refused(client.get(handmade(key, secret, nonce="", exp=int(time.time()) + links.NOTE_LINK_SECONDS + 3600)),
+            "too_far_ahead")
+    refused(client.get(handmade(key, "f" * 64, nonce="")), "bad_signature")
+    # A single-use link still may not live longer than a day.
+    refused(client.get(handmade(key, secret, exp=int(time.time()) + 2 * 86_400)), "too_far_ahead")
+
+
+def test_the_first_note_on_a_zammad_ticket_carries_the_panel_link(app, api, client):
+    from app.outbound.models import OutboxMessage
+    from tests.factories import case_payload, order_payload
+
+    from app.cases.schemas import CaseCreate
+    from app.cases.services import Actor, create_case
+    from app.tenants.models import Tenant
+
+    integration = connect(api, "zammad", credentials={"api_token": "zammad-token"})
+    api.post("/orders", json=order_payload())
+    with app.app_context():  # a case opened from the ticket (as intake does), linked to the integration
+        tenant = db.session.scalar(sa.select(Tenant))  # the api fixture's tenant, the only one
+        data = CaseCreate.model_validate(case_payload(ticket={"provider": "zammad", "id": "1042"}))
+        number = create_case(tenant, data, Actor(type="system", id=None, channel="helpdesk"),
+                             integration_id=integration["id"]).number
+        notes = [m.action["body_text"] for m in db.session.scalars(sa.select(OutboxMessage).order_by(OutboxMessage.id))
+                 if m.action["kind"] == "note"]
+    linked = [note for note in notes if "/sidebar/open/" in note]
+    assert len(linked) == 1, notes  # the first note only
+    assert f"Open {number} in Rebound: " in linked[0]
+    link = linked[0].rsplit(": ", 1)[1]
+    assert panel_of(app, client.get(path_of(link))).ticket_id == "1042"
+    assert panel_of(app, client.get(path_of(link))).ticket_id == "1042", "reusable: a second click works too"
 
 
 def test_links_need_an_enabled_helpdesk_integration(app, api, client):

@@ -146,6 +146,9 @@ class Api:
     def put(self, path: str, **kwargs: Any):
         return self.client.put("/api/v1" + path, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
 
+    def patch(self, path: str, **kwargs: Any):
+        return self.client.patch("/api/v1" + path, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
+
     def action(self, number: str, action: str, payload: dict[str, Any] | None = None, **kwargs: Any):
         return self.post(f"/cases/{number}/actions/{action}", json=payload or {}, **kwargs)
 

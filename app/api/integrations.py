@@ -9,13 +9,16 @@ from app.api import bp
 from app.api.auth import current_tenant, require_token
 from app.api.openapi import endpoint
 from app.api.schemas import (
-    InboundEventOut, InboundEventPage, InboundEventQuery, IntegrationList, IntegrationOut, IntegrationWithSecret,
+    CredentialNames, InboundEventOut, InboundEventPage, InboundEventQuery, IntegrationList, IntegrationOut,
+    IntegrationWithSecret,
     OutboxList, OutboxMessageOut, OutboxQuery, RejectedRequestList, RejectedRequestOut, SuggestionList, SuggestionOut, SuggestionQuery,
 )
 from app.cases.queries import decode_cursor, encode_cursor
 from app.connectors import services
 from app.connectors.models import Integration
-from app.connectors.schemas import MAIL_KINDS, IntakeSettings, IntegrationCreate, IntegrationSettings, SecretRotation
+from app.connectors.schemas import (
+    MAIL_KINDS, CredentialsUpdate, IntakeSettings, IntegrationCreate, IntegrationSettings, SecretRotation,
+)
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.inbound.models import InboundEvent, RejectedRequest
@@ -75,6 +78,13 @@ def enable_integration(integration_id: str) -> IntegrationOut:
           body=SecretRotation, response=IntegrationWithSecret, auth=require_token)
 def rotate_secret(integration_id: str, body: SecretRotation) -> IntegrationWithSecret:
     return _with_secret(services.rotate_secret(current_tenant(), _int_id(integration_id), body))
+
+
+@endpoint(bp, "/integrations/{integration_id}/credentials", "PATCH",
+          summary="Add, replace or remove credentials (values are never shown)", tag="integrations",
+          body=CredentialsUpdate, response=CredentialNames, auth=require_token)
+def patch_credentials(integration_id: str, body: CredentialsUpdate) -> CredentialNames:
+    return CredentialNames(credential_names=services.update_credentials(current_tenant(), _int_id(integration_id), body))
 
 
 @endpoint(bp, "/integrations/{integration_id}/sidebar-link", "GET",

@@ -355,6 +355,10 @@ class IntegrationWithSecret(IntegrationOut):
     signing_secret: str = Field(description="Shown once: paste it into the helpdesk (or it came from there).")
 
 
+class CredentialNames(BaseModel):
+    credential_names: list[str] = Field(description="The credentials now stored (names only; values are never shown).")
+
+
 class IntegrationList(BaseModel):
     items: list[IntegrationOut]
 

@@ -138,6 +138,26 @@ class IntegrationCreate(Schema):
     settings: IntegrationSettings = Field(default_factory=IntegrationSettings)
 
 
+# Kept by Rebound itself (rotation); never set through the credentials endpoint.
+RESERVED_CREDENTIALS = frozenset({"signing_secret", "previous_signing_secret", "previous_valid_until"})
+
+
+class CredentialsUpdate(Schema):
+    """Credentials to add or replace (a value) or remove (``null``); others stay as they are."""
+
+    credentials: dict[Annotated[str, Field(pattern=r"^[a-z_]{2,40}$")], Credential | None] = Field(
+        min_length=1, max_length=10, description="e.g. {\"zaf_public_key\": \"-----BEGIN PUBLIC KEY-----…\", "
+        "\"api_token\": null}. The signing secret changes only through rotate-secret.")
+
+    @field_validator("credentials")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        reserved = sorted(set(value) & RESERVED_CREDENTIALS)
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)} is kept by Rebound: use rotate-secret")
+        return value
+
+
 class SecretRotation(Schema):
     signing_secret: Secret | None = Field(default=None, description="The new secret; omit to generate one.")
     grace_seconds: int = Field(default=86400, ge=0, le=30 * 86400,

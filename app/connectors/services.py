@@ -13,7 +13,9 @@ from flask import current_app
 
 from app.connectors.crypto import decrypt_secrets, encrypt_secrets
 from app.connectors.models import Integration
-from app.connectors.schemas import IntegrationCreate, IntegrationSettings, SecretRotation
+from app.connectors.schemas import (
+    RESERVED_CREDENTIALS, CredentialsUpdate, IntegrationCreate, IntegrationSettings, SecretRotation,
+)
 from app.errors import NotFound
 from app.extensions import db, utcnow
 from app.outbound.urls import check_outbound_url
@@ -107,6 +109,25 @@ def rotate_secret(tenant: Tenant, integration_id: int, data: SecretRotation) -> 
     integration.secrets_encrypted = encrypt_secrets(stored)
     db.session.commit()
     return Connected(integration, new_secret)
+
+
+def update_credentials(tenant: Tenant, integration_id: int, data: CredentialsUpdate) -> list[str]:
+    """Add, replace or remove credentials (e.g. a sidebar key that exists only once the helpdesk's
+    app is installed); returns the names now stored. The change moves ``updated_at``, so every web
+    process reads the integration again on its next request.
+
+    :raise NotFound: (404) no such integration.
+    """
+    integration = get_integration(tenant.id, integration_id)
+    stored = decrypt_secrets(integration.secrets_encrypted)
+    for name, value in data.credentials.items():
+        if value is None:
+            stored.pop(name, None)
+        else:
+            stored[name] = value
+    integration.secrets_encrypted = encrypt_secrets(stored)
+    db.session.commit()
+    return sorted(name for name in stored if name not in RESERVED_CREDENTIALS)
 
 
 def set_enabled(tenant: Tenant, integration_id: int, enabled: bool) -> Integration:

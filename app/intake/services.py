@@ -258,3 +258,20 @@ def handle_ticket_event(tenant: Tenant, integration: Integration | None, event: 
         why = [f"Confidence {intent.confidence:.2f} is below the {settings.auto_create_min_confidence:.2f} needed to open a case."]
     suggestion = _suggest(tenant, integration, event, intent, draft, why)
     return IntakeResult("suggested", "Stored a suggestion for the agent.", suggestion=suggestion, intent=intent)
+
+
+def open_case_for_ticket(tenant: Tenant, data: case_schemas.CaseCreate, actor: Actor, integration_id: int,
+                         ticket_id: str) -> ReturnCase:
+    """An agent opens the case for a ticket (the sidebar's create form): the case, and the ticket's
+    open suggestion marked accepted, in one commit.
+
+    :raise ValidationFailed: (422) as ``create_case``.
+    """
+    case = create_case(tenant, data, actor, integration_id=integration_id, commit=False)
+    suggestion = db.session.scalar(sa.select(Suggestion).where(
+        Suggestion.tenant_id == tenant.id, Suggestion.integration_id == integration_id,
+        Suggestion.ticket_id == ticket_id, Suggestion.status == "open"))
+    if suggestion is not None:
+        suggestion.status = "accepted"
+    db.session.commit()
+    return case

@@ -38,7 +38,7 @@ from app.email.services import attachment_store
 from app.errors import AppError, InvalidTransitionError, NotFound, ValidationFailed, VersionConflict
 from app.extensions import db
 from app.intake.models import Suggestion
-from app.intake.services import linked_case
+from app.intake.services import linked_case, open_case_for_ticket
 from app.orders.models import Customer, Order
 from app.outbound import pushes
 from app.outbound.canned import LOCALES, TEMPLATE_KEYS
@@ -594,7 +594,7 @@ def create_case() -> Response:
         if not lines:
             raise ValidationFailed("Pick at least one item to return.", {"fields": {"lines": ["pick at least one item"]}})
         body = parse_mapping(CaseCreate, {k: v for k, v in data.items() if v is not None}, "form")
-        case = services.create_case(_tenant(), body, _actor(), integration_id=g.panel.integration_id)
+        case = open_case_for_ticket(_tenant(), body, _actor(), g.panel.integration_id, g.panel.ticket_id)
     except ValidationFailed as exc:
         db.session.rollback()
         notice = Notice("error", exc.message, _readable(exc.details.get("fields", {})))

@@ -165,6 +165,21 @@ def test_a_ticket_with_a_suggestion_gets_a_prefilled_create_form(app, panel, int
     assert '<option value="too_small" selected>' in html
 
 
+def test_creating_the_suggested_case_marks_the_suggestion_accepted(app, api, panel, integration_id):
+    with app.app_context():
+        db.session.add(Suggestion(
+            tenant_id=_tenant_id(app), integration_id=integration_id, ticket_id=TICKET, confidence=0.6, kind="return",
+            customer_email="maria.lopez@example.com", order_numbers=["1001"], why=[], proposal={}))
+        db.session.commit()
+    created = panel.post("/cases", {"order_number": "1001", "line.0.sku": "SOCK-3", "line.0.pick": "1",
+                                    "line.0.quantity": "1", "reason_code": "too_small",
+                                    "customer_email": "maria.lopez@example.com"})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(sa.select(Suggestion.status)) == "accepted"
+    assert api.get("/suggestions").json["items"] == [], "no longer offered as open"
+
+
 def test_a_ticket_with_nothing_gets_a_blank_form_with_the_requesters_order(app, api, panel):
     html = panel.get().get_data(as_text=True)
     assert "No return case on this ticket" in html

@@ -9,7 +9,7 @@ from app.api import bp
 from app.api.auth import current_tenant, require_token
 from app.api.openapi import endpoint
 from app.api.schemas import (
-    CredentialNames, InboundEventOut, InboundEventPage, InboundEventQuery, IntegrationList, IntegrationOut,
+    CredentialNames, InboundEventOut, MailboxStatusOut, InboundEventPage, InboundEventQuery, IntegrationList, IntegrationOut,
     IntegrationWithSecret,
     OutboxList, OutboxMessageOut, OutboxQuery, RejectedRequestList, RejectedRequestOut, SuggestionList, SuggestionOut, SuggestionQuery,
 )
@@ -19,6 +19,7 @@ from app.connectors.models import Integration
 from app.connectors.schemas import (
     MAIL_KINDS, CredentialsUpdate, IntakeSettings, IntegrationCreate, IntegrationSettings, SecretRotation,
 )
+from app.email.mailbox import mailbox_status
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.inbound.models import InboundEvent, RejectedRequest
@@ -85,6 +86,17 @@ def rotate_secret(integration_id: str, body: SecretRotation) -> IntegrationWithS
           body=CredentialsUpdate, response=CredentialNames, auth=require_token)
 def patch_credentials(integration_id: str, body: CredentialsUpdate) -> CredentialNames:
     return CredentialNames(credential_names=services.update_credentials(current_tenant(), _int_id(integration_id), body))
+
+
+@endpoint(bp, "/integrations/{integration_id}/mailbox", "GET",
+          summary="An IMAP mailbox's polling state: how far it was read, and the last poll's error",
+          tag="integrations", response=MailboxStatusOut, auth=require_token)
+def mailbox(integration_id: str) -> MailboxStatusOut:
+    cursor = mailbox_status(services.get_integration(current_tenant().id, _int_id(integration_id)))
+    if cursor is None:
+        return MailboxStatusOut(polled=False)
+    return MailboxStatusOut(polled=True, uidvalidity=cursor.uidvalidity, last_uid=cursor.last_uid,
+                            last_polled_at=cursor.last_polled_at, last_error=cursor.last_error)
 
 
 @endpoint(bp, "/integrations/{integration_id}/sidebar-link", "GET",

@@ -359,6 +359,14 @@ class CredentialNames(BaseModel):
     credential_names: list[str] = Field(description="The credentials now stored (names only; values are never shown).")
 
 
+class MailboxStatusOut(BaseModel):
+    polled: bool = Field(description="Whether the worker has polled the mailbox yet.")
+    uidvalidity: int | None = None
+    last_uid: int = Field(0, description="The highest UID read and stored.")
+    last_polled_at: datetime | None = None
+    last_error: str | None = Field(None, description="Why the last poll failed (wrong password, server down…).")
+
+
 class IntegrationList(BaseModel):
     items: list[IntegrationOut]
 

@@ -22,6 +22,7 @@ from flask import current_app
 from app.connectors.models import Integration
 from app.connectors.services import credentials
 from app.email.models import MailboxCursor
+from app.errors import ValidationFailed
 from app.extensions import db, utcnow
 from app.inbound.models import InboundEvent
 from app.inbound.services import process_event
@@ -134,6 +135,17 @@ def _store(integration: Integration, delivery_key: str, raw: bytes, rejected: st
     db.session.add(event)
     db.session.flush()
     return None if rejected else event.id
+
+
+def mailbox_status(integration: Integration) -> MailboxCursor | None:
+    """How far the mailbox has been read and the last poll's error (None before the first poll).
+
+    :raise ValidationFailed: (422) the integration is not an IMAP mailbox.
+    """
+    if integration.kind != "imap":
+        raise ValidationFailed(f"Integration {integration.id} is {integration.kind!r}, not an IMAP mailbox.",
+                               code="not_a_mailbox")
+    return db.session.get(MailboxCursor, integration.id)
 
 
 def _remember_error(integration_id: int, error: str) -> None:

@@ -63,6 +63,20 @@ def test_polled_mail_opens_a_case_once_and_is_flagged(app, api, dovecot, imap_fo
     assert all(b"$Rebound" in flags for flags in flags_in(dovecot, imap_folder).values())
 
 
+def test_the_api_shows_how_far_the_mailbox_was_read(app, api, dovecot, imap_folder, mailbox):
+    assert api.get(f"/integrations/{mailbox}/mailbox").json == {
+        "polled": False, "uidvalidity": None, "last_uid": 0, "last_polled_at": None, "last_error": None}
+    append(dovecot, imap_folder, _mail("Hello", "just saying hi"))
+    with app.app_context():
+        poll_mailboxes()
+    status = api.get(f"/integrations/{mailbox}/mailbox").json
+    assert status["polled"] and status["last_uid"] >= 1 and status["uidvalidity"] and status["last_error"] is None
+    helpdesk = api.post("/integrations", json={"kind": "zendesk", "name": "Zendesk"}).json
+    refused = api.get(f"/integrations/{helpdesk['id']}/mailbox")
+    assert refused.status_code == 422 and refused.json["error"]["code"] == "not_a_mailbox"
+    assert api.get("/integrations/999999/mailbox").status_code == 404
+
+
 def test_a_wrong_password_is_recorded_not_raised(app, api, dovecot, imap_folder, mailbox):
     with app.app_context():
         integration = db.session.get(Integration, mailbox)
@@ -72,6 +86,7 @@ def test_a_wrong_password_is_recorded_not_raised(app, api, dovecot, imap_folder,
         db.session.commit()
         assert poll_mailboxes() == 0
         assert "Auth" in db.session.get(MailboxCursor, mailbox).last_error
+    assert "Auth" in api.get(f"/integrations/{mailbox}/mailbox").json["last_error"], "an operator can see why"
 
 
 def test_oversized_mail_is_kept_as_rejected_with_its_reason(app, api, dovecot, imap_folder, mailbox):

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import requests
 
@@ -194,23 +194,53 @@ def key_from_id(value: str | None) -> str | None:
     return value if value and len(value) <= MAX_DELIVERY_ID and value.isprintable() else None
 
 
-_REGISTRY: dict[str, WebhookAdapter] = {}
+class Kinded(Protocol):
+    kind: ClassVar[str]
+
+
+T = TypeVar("T", bound=Kinded)
+
+
+class Registry(Generic[T]):
+    """Providers of one interface, by ``kind``. A provider registers itself when its module is
+    imported; the modules are imported on the first lookup that misses."""
+
+    def __init__(self, package: str, modules: Sequence[str]):
+        self.package, self.modules = package, tuple(modules)
+        self._items: dict[str, T] = {}
+
+    def register(self, item: T) -> T:
+        self._items[item.kind] = item
+        return item
+
+    def _load_all(self) -> None:
+        for name in self.modules:
+            module = f"{self.package}.{name}"
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:  # a provider not written yet must not hide the others
+                if exc.name != module:
+                    raise
+
+    def get(self, kind: str) -> T:
+        """:raise KeyError: nothing of that kind."""
+        if kind not in self._items:
+            self._load_all()
+        return self._items[kind]
+
+    def kinds(self) -> list[str]:
+        self._load_all()
+        return sorted(self._items)
+
+
 _MODULES = ("zendesk", "gorgias", "freshdesk", "helpscout", "front", "intercom", "zammad", "chatwoot", "generic")
+_ADAPTERS: Registry[WebhookAdapter] = Registry("integrations", _MODULES)
+_CLIENTS: Registry[HelpdeskClient] = Registry("integrations", _MODULES)  # the same modules hold both
 
 
 def register(adapter: WebhookAdapter) -> WebhookAdapter:
     """Add an adapter to the registry under its ``kind``; returns it (usable as a decorator)."""
-    _REGISTRY[adapter.kind] = adapter
-    return adapter
-
-
-def _load_all() -> None:
-    for name in _MODULES:
-        try:
-            importlib.import_module(f"integrations.{name}")
-        except ModuleNotFoundError as exc:  # an adapter not written yet must not hide the others
-            if exc.name != f"integrations.{name}":
-                raise
+    return _ADAPTERS.register(adapter)
 
 
 def get_adapter(kind: str) -> WebhookAdapter:
@@ -218,14 +248,11 @@ def get_adapter(kind: str) -> WebhookAdapter:
 
     :raise KeyError: no adapter of that kind.
     """
-    if kind not in _REGISTRY:
-        _load_all()
-    return _REGISTRY[kind]
+    return _ADAPTERS.get(kind)
 
 
 def registered_kinds() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
+    return _ADAPTERS.kinds()
 
 
 # --- write-back: actions sent to a helpdesk ----------------------------------------------------
@@ -428,13 +455,9 @@ def _response_error(response: requests.Response) -> str:
     return error_excerpt(f"HTTP {status}: {body}") or f"HTTP {status}"
 
 
-_CLIENTS: dict[str, HelpdeskClient] = {}
-
-
 def register_client(client: HelpdeskClient) -> HelpdeskClient:
     """Add a write-back client to the registry under its ``kind``; returns it."""
-    _CLIENTS[client.kind] = client
-    return client
+    return _CLIENTS.register(client)
 
 
 def get_client(kind: str) -> HelpdeskClient:
@@ -442,11 +465,8 @@ def get_client(kind: str) -> HelpdeskClient:
 
     :raise KeyError: no client of that kind (``generic`` has none: it is inbound only).
     """
-    if kind not in _CLIENTS:
-        _load_all()
-    return _CLIENTS[kind]
+    return _CLIENTS.get(kind)
 
 
 def registered_client_kinds() -> list[str]:
-    _load_all()
-    return sorted(_CLIENTS)
+    return _CLIENTS.kinds()

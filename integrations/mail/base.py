@@ -13,7 +13,6 @@ has one path: always parse MIME with the standard library.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from typing import ClassVar, NamedTuple, Protocol
 
-from integrations.base import InboundRequest, PayloadError, key_from_id
+from integrations.base import InboundRequest, PayloadError, Registry, key_from_id
 from integrations.text import clean
 
 _MIB = 1024 * 1024
@@ -184,23 +183,12 @@ class MailAdapter(Protocol):
         (tests, the README's curl, ``flask integrations`` demos)."""
 
 
-_REGISTRY: dict[str, MailAdapter] = {}
-_MODULES = ("mailgun", "sendgrid", "postmark", "rawmime")
+_ADAPTERS: Registry[MailAdapter] = Registry("integrations.mail", ("mailgun", "sendgrid", "postmark", "rawmime"))
 
 
 def register_mail_adapter(adapter: MailAdapter) -> MailAdapter:
     """Add an adapter to the registry under its ``kind``; returns it."""
-    _REGISTRY[adapter.kind] = adapter
-    return adapter
-
-
-def _load_all() -> None:
-    for name in _MODULES:
-        try:
-            importlib.import_module(f"integrations.mail.{name}")
-        except ModuleNotFoundError as exc:  # an adapter not written yet must not hide the others
-            if exc.name != f"integrations.mail.{name}":
-                raise
+    return _ADAPTERS.register(adapter)
 
 
 def get_mail_adapter(kind: str) -> MailAdapter:
@@ -208,14 +196,11 @@ def get_mail_adapter(kind: str) -> MailAdapter:
 
     :raise KeyError: no mail adapter of that kind.
     """
-    if kind not in _REGISTRY:
-        _load_all()
-    return _REGISTRY[kind]
+    return _ADAPTERS.get(kind)
 
 
 def mail_kinds() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
+    return _ADAPTERS.kinds()
 
 
 # --- helpers shared by the adapters ----------------------------------------------------------------

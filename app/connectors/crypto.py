@@ -1,8 +1,10 @@
-"""Secrets at rest: one Fernet-encrypted JSON document per integration, key from the config."""
+"""Secrets at rest: one Fernet-encrypted JSON document per integration (or webhook subscription),
+key from the config; and the signing-secret rotation both keep in that document."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -31,3 +33,23 @@ def decrypt_secrets(token: str) -> dict[str, Any]:
         return json.loads(_fernet().decrypt(token.encode("ascii")))
     except InvalidToken:
         raise RuntimeError("Integration secrets cannot be decrypted: REBOUND_ENCRYPTION_KEY has changed.") from None
+
+
+def with_rotated_secret(stored: dict[str, Any], new_secret: str, grace_seconds: int, now: datetime) -> dict[str, Any]:
+    """``stored`` with ``new_secret`` as the signing secret; the old one stays valid for
+    ``grace_seconds`` (none: it is dropped). Other entries (credentials) are kept."""
+    rotated = {k: v for k, v in stored.items() if k not in ("previous_signing_secret", "previous_valid_until")}
+    rotated["signing_secret"] = new_secret
+    if grace_seconds > 0:
+        rotated["previous_signing_secret"] = stored["signing_secret"]
+        rotated["previous_valid_until"] = (now + timedelta(seconds=grace_seconds)).isoformat()
+    return rotated
+
+
+def valid_signing_secrets(stored: dict[str, Any], now: datetime) -> list[str]:
+    """The current signing secret, and the previous one while its grace period lasts."""
+    result = [stored["signing_secret"]]
+    previous, until = stored.get("previous_signing_secret"), stored.get("previous_valid_until")
+    if previous and until and datetime.fromisoformat(until) > now:
+        result.append(previous)
+    return result

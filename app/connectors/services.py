@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import secrets as random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
-from app.connectors.crypto import decrypt_secrets, encrypt_secrets
+from app.connectors.crypto import decrypt_secrets, encrypt_secrets, valid_signing_secrets, with_rotated_secret
 from app.connectors.models import Integration
 from app.connectors.schemas import (
     RESERVED_CREDENTIALS, CredentialsUpdate, IntegrationCreate, IntegrationSettings, SecretRotation,
@@ -82,12 +82,7 @@ def find_by_key(public_key: str) -> Integration | None:
 def signing_secrets(integration: Integration, now: datetime | None = None) -> list[str]:
     """The secrets a request may be signed with: the current one, and the previous one while
     its grace period after a rotation lasts."""
-    stored = decrypt_secrets(integration.secrets_encrypted)
-    result = [stored["signing_secret"]]
-    previous, until = stored.get("previous_signing_secret"), stored.get("previous_valid_until")
-    if previous and until and datetime.fromisoformat(until) > (now or utcnow()):
-        result.append(previous)
-    return result
+    return valid_signing_secrets(decrypt_secrets(integration.secrets_encrypted), now or utcnow())
 
 
 def credentials(integration: Integration) -> dict[str, Any]:
@@ -101,12 +96,9 @@ def rotate_secret(tenant: Tenant, integration_id: int, data: SecretRotation) -> 
     :raise NotFound: (404) no such integration.
     """
     integration = get_integration(tenant.id, integration_id)
-    stored = decrypt_secrets(integration.secrets_encrypted)
     new_secret = data.signing_secret or generate_secret(integration.kind)
-    stored["previous_signing_secret"] = stored["signing_secret"]
-    stored["previous_valid_until"] = (utcnow() + timedelta(seconds=data.grace_seconds)).isoformat()
-    stored["signing_secret"] = new_secret
-    integration.secrets_encrypted = encrypt_secrets(stored)
+    integration.secrets_encrypted = encrypt_secrets(with_rotated_secret(
+        decrypt_secrets(integration.secrets_encrypted), new_secret, data.grace_seconds, utcnow()))
     db.session.commit()
     return Connected(integration, new_secret)
 

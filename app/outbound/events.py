@@ -19,7 +19,7 @@ import json
 import secrets as random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import requests
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.cases.models import CaseEvent, ReturnCase
-from app.connectors.crypto import decrypt_secrets, encrypt_secrets
+from app.connectors.crypto import decrypt_secrets, encrypt_secrets, valid_signing_secrets, with_rotated_secret
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db, utcnow
 from app.outbound.event_schemas import SubscriptionCreate, SubscriptionFilters, SubscriptionUpdate
@@ -204,13 +204,9 @@ def rotate_secret(tenant: Tenant, subscription_id: int, grace_seconds: int = 86_
     :raise NotFound: (404) no such subscription.
     """
     subscription = get_subscription(tenant.id, subscription_id)
-    stored = decrypt_secrets(subscription.secret_encrypted)
     secret = generate_secret()
-    rotated: dict[str, Any] = {"signing_secret": secret}
-    if grace_seconds > 0:
-        rotated["previous_signing_secret"] = stored["signing_secret"]
-        rotated["previous_valid_until"] = (utcnow() + timedelta(seconds=grace_seconds)).isoformat()
-    subscription.secret_encrypted = encrypt_secrets(rotated)
+    subscription.secret_encrypted = encrypt_secrets(with_rotated_secret(
+        decrypt_secrets(subscription.secret_encrypted), secret, grace_seconds, utcnow()))
     db.session.commit()
     return SubscriptionWithSecret(subscription, secret)
 
@@ -220,12 +216,7 @@ def signing_secrets(subscription: WebhookSubscription, now: datetime | None = No
 
     :raise RuntimeError: the secrets cannot be decrypted (the encryption key changed).
     """
-    stored = decrypt_secrets(subscription.secret_encrypted)
-    result = [stored["signing_secret"]]
-    previous, until = stored.get("previous_signing_secret"), stored.get("previous_valid_until")
-    if previous and until and datetime.fromisoformat(until) > (now or utcnow()):
-        result.append(previous)
-    return result
+    return valid_signing_secrets(decrypt_secrets(subscription.secret_encrypted), now or utcnow())
 
 
 def send_ping(tenant: Tenant, subscription_id: int) -> OutboxMessage:

@@ -10,7 +10,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from app.errors import MalformedJSON, ValidationFailed
+from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.errors import MalformedJSON, PayloadTooLarge, ValidationFailed
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
@@ -81,3 +84,23 @@ def parse_mapping(schema: type[SchemaT], data: dict[str, Any], what: str = "quer
         return schema.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(f"Invalid {what} parameters.", {"fields": field_errors(exc)}) from None
+
+
+def read_body(limit: int, *, cache: bool = False) -> bytes:
+    """This request's raw body, at most ``limit`` bytes (checked before and while reading);
+    ``cache`` keeps it for later reads (``request.form`` and the like).
+
+    :raise PayloadTooLarge: (413) over the limit; ``details["bytes"]`` is the size seen.
+    """
+    def too_large(size: int | None) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The body is larger than {limit} bytes.", {"limit": limit, "bytes": size})
+
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(request.content_length)
+    try:
+        body = request.get_data(cache=cache)
+    except RequestEntityTooLarge:
+        raise too_large(request.content_length) from None
+    if len(body) > limit:
+        raise too_large(len(body))
+    return body

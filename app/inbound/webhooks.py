@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import AppError, BadRequest, NotFound, PayloadTooLarge, Unauthorized
+from app.validation import read_body
 from app.extensions import utcnow
 from app.inbound import services
 from app.connectors.schemas import MAIL_KINDS
@@ -53,16 +53,10 @@ def _read_body(receiver: services.Receiver) -> bytes:
     if mail:  # a base64 form of a message runs a third larger than the message
         limit = limit * 4 // 3 + 64 * 1024
         request.max_content_length = limit
-    too_large = PayloadTooLarge(f"The body is larger than {limit} bytes.", {"limit": limit})
-    if request.content_length is not None and request.content_length > limit:
-        raise _refuse(receiver, too_large, request.content_length)
     try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        raise _refuse(receiver, too_large, request.content_length) from None
-    if len(body) > limit:
-        raise _refuse(receiver, too_large, len(body))
-    return body
+        return read_body(limit)
+    except PayloadTooLarge as exc:
+        raise _refuse(receiver, exc, exc.details.get("bytes")) from None
 
 
 @bp.post("/<key>")

@@ -37,7 +37,6 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from flask import Response, current_app, g, jsonify, redirect, render_template_string, request, url_for
 from pydantic import ConfigDict, Field
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.cases import states
 from app.cases.models import ReturnCase
@@ -55,7 +54,7 @@ from app.sidebar.blueprints import bp
 from app.sidebar.nonces import use_once
 from app.sidebar.context import PanelContext, issue_panel_token, read_panel_token
 from app.tenants.models import Tenant
-from app.validation import Schema, parse_json, parse_mapping
+from app.validation import Schema, parse_json, parse_mapping, read_body
 from integrations.base import InboundRequest, SignatureError
 from integrations.signing import decode_base64, decode_hex, require_hmac, verify_shared_secret
 
@@ -97,17 +96,10 @@ def _signed_body(integration: Integration) -> bytes:
 
     :raise PayloadTooLarge: (413) over ``REBOUND_WEBHOOK_MAX_BYTES``.
     """
-    limit = current_app.config["REBOUND_WEBHOOK_MAX_BYTES"]
-    too_large = PayloadTooLarge(f"The body is larger than {limit} bytes.", {"limit": limit})
-    if request.content_length is not None and request.content_length > limit:
-        raise _refuse(integration, too_large, request.content_length)
     try:
-        body = request.get_data(cache=True)
-    except RequestEntityTooLarge:
-        raise _refuse(integration, too_large, request.content_length) from None
-    if len(body) > limit:
-        raise _refuse(integration, too_large, len(body))
-    return body
+        return read_body(current_app.config["REBOUND_WEBHOOK_MAX_BYTES"], cache=True)
+    except PayloadTooLarge as exc:
+        raise _refuse(integration, exc, exc.details.get("bytes")) from None
 
 
 def _secret(integration: Integration, name: str, what: str) -> str:

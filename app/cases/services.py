@@ -284,8 +284,7 @@ def queue_updates(case: ReturnCase, *events: CaseEvent) -> None:
     else:
         from app.email.outbound import enqueue_case_mail  # here: app.email imports intake, which imports this module
 
-        for event in events:
-            enqueue_case_mail(case, event)
+        enqueue_case_mail(case, *events)
     enqueue_case_events(case, events)
 
 

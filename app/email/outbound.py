@@ -226,15 +226,20 @@ def _render(case: ReturnCase, tenant: Tenant, key: str, event: Any, templates: O
     return None
 
 
-def enqueue_case_mail(case: ReturnCase, event: CaseEvent) -> list[OutboxMessage]:
-    """Queue one mail per ``reply`` push the tenant's push settings give ``event`` (see
+def enqueue_case_mail(case: ReturnCase, *events: CaseEvent) -> list[OutboxMessage]:
+    """Queue one mail per ``reply`` push the tenant's push settings give each of ``events`` (see
     ``outbox.DEFAULT_PUSHES``), for a case that answers by mail; in the caller's transaction.
+    The case's mail thread is looked up once for all of them.
 
     Idempotency key: ``{case_id}:{event_id}:mail:{n}``.
     """
     thread = mail_thread(case)
     if thread is None:
         return []
+    return [message for event in events for message in _mail_for_event(case, event, thread)]
+
+
+def _mail_for_event(case: ReturnCase, event: CaseEvent, thread: MailThread) -> list[OutboxMessage]:
     tenant = db.session.get(Tenant, case.tenant_id)
     assert tenant is not None
     pushes = outbox.effective_pushes(outbox.stored_push_settings(tenant)).get(str(event.action),

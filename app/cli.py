@@ -21,7 +21,7 @@ from app.errors import AppError
 from app.extensions import db, utcnow
 from app.jobs import run_worker
 from app.outbound.dispatcher import drain
-from app.outbound.outbox import discard, list_messages, replay
+from app.outbound.outbox import discard, get_message, list_messages, replay
 from app.tenants import services as tenant_services
 from app.tenants.models import ApiToken, Tenant
 from app.validation import parse_mapping
@@ -131,6 +131,19 @@ def outbox_dead(slug: str) -> None:
     for message in list_messages(_tenant(slug).id, "dead"):
         click.echo(f"{message.id}\t{message.ordering_key}\t{message.action.get('kind')}\t{message.attempts} attempt(s)\t"
                    f"{message.last_status_code or '-'}\t{message.last_error or ''}")
+
+
+@outbox.command("show")
+@click.argument("slug")
+@click.argument("message_id", type=int)
+def outbox_show(slug: str, message_id: int) -> None:
+    """Show message MESSAGE_ID: what it sends and every delivery attempt."""
+    message, attempts = get_message(_tenant(slug).id, message_id)
+    click.echo(f"Message {message.id} ({message.status}, {message.attempts} attempt(s)), key {message.idempotency_key}")
+    click.echo(json.dumps(message.action, indent=2, ensure_ascii=False))
+    for attempt in attempts:
+        click.echo(f"{attempt.attempted_at:%Y-%m-%d %H:%M:%S}\t{attempt.outcome}\t{attempt.status_code or '-'}\t"
+                   f"{attempt.latency_ms:.0f} ms\t{attempt.error or ''}")
 
 
 @outbox.command("replay")

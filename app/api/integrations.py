@@ -9,7 +9,7 @@ from app.api import bp
 from app.api.auth import current_tenant, require_token
 from app.api.openapi import endpoint
 from app.api.schemas import (
-    CredentialNames, InboundEventOut, MailboxStatusOut, InboundEventPage, InboundEventQuery, IntegrationList, IntegrationOut,
+    CredentialNames, DeliveryAttemptOut, InboundEventOut, MailboxStatusOut, OutboxMessageDetail, InboundEventPage, InboundEventQuery, IntegrationList, IntegrationOut,
     IntegrationWithSecret,
     OutboxList, OutboxMessageOut, OutboxQuery, RejectedRequestList, RejectedRequestOut, SuggestionList, SuggestionOut, SuggestionQuery,
 )
@@ -169,6 +169,16 @@ def put_intake_settings(body: IntakeSettings) -> IntakeSettings:
 def list_outbox(query: OutboxQuery) -> OutboxList:
     rows = outbox.list_messages(current_tenant().id, query.status, query.limit)
     return OutboxList(items=[OutboxMessageOut.from_model(m) for m in rows])
+
+
+@endpoint(bp, "/outbox/{message_id}", "GET", summary="One message with every delivery attempt (inspect a dead letter)",
+          tag="integrations", response=OutboxMessageDetail, auth=require_token)
+def get_outbox_message(message_id: str) -> OutboxMessageDetail:
+    message, attempts = outbox.get_message(current_tenant().id, _int_id(message_id, "outbox message"))
+    return OutboxMessageDetail(
+        **OutboxMessageOut.from_model(message).model_dump(), action=message.action,
+        delivery_attempts=[DeliveryAttemptOut(attempted_at=a.attempted_at, outcome=a.outcome, status_code=a.status_code,
+                                              latency_ms=a.latency_ms, error=a.error) for a in attempts])
 
 
 @endpoint(bp, "/outbox/{message_id}/replay", "POST", summary="Queue a dead message again, due now",

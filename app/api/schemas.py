@@ -484,6 +484,19 @@ class OutboxMessageOut(BaseModel):
                    created_at=m.created_at, delivered_at=m.delivered_at)
 
 
+class DeliveryAttemptOut(BaseModel):
+    attempted_at: datetime
+    outcome: str = Field(description="delivered, retry or permanent")
+    status_code: int | None = Field(description="The HTTP (or SMTP) status the other side answered, if any.")
+    latency_ms: float
+    error: str | None = Field(description="An excerpt of the error or the answer's body.")
+
+
+class OutboxMessageDetail(OutboxMessageOut):
+    action: dict[str, Any] = Field(description="What is sent: the note, reply, tags, status, fields, mail or event.")
+    delivery_attempts: list[DeliveryAttemptOut]
+
+
 class OutboxQuery(Schema):
     status: Literal["pending", "sending", "delivered", "dead", "discarded"] | None = None
     limit: int = Field(default=50, ge=1, le=200)

@@ -28,7 +28,7 @@ from app.errors import AppError, Conflict, NotFound
 from app.extensions import db, utcnow
 from app.outbound.canned_store import Overrides, overrides, render_for_case
 from app.outbound.canned import Rendered
-from app.outbound.models import OutboxMessage
+from app.outbound.models import DeliveryAttempt, OutboxMessage
 from app.outbound.schemas import CASE_ACTIONS, Push, PushSettings
 from app.tenants.models import Tenant
 from integrations.base import OutboundAction
@@ -314,6 +314,20 @@ def list_messages(tenant_id: int, status: str | None = None, limit: int = 100) -
     if status:
         query = query.where(OutboxMessage.status == status)
     return list(db.session.scalars(query.order_by(OutboxMessage.id.desc()).limit(limit)))
+
+
+def get_message(tenant_id: int, message_id: int) -> tuple[OutboxMessage, list[DeliveryAttempt]]:
+    """One of the tenant's messages with every delivery attempt, oldest first (to inspect a dead letter).
+
+    :raise NotFound: (404) no such message.
+    """
+    message = db.session.scalar(
+        sa.select(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.tenant_id == tenant_id))
+    if message is None:
+        raise NotFound(f"No outbox message {message_id}.")
+    attempts = list(db.session.scalars(
+        sa.select(DeliveryAttempt).where(DeliveryAttempt.message_id == message.id).order_by(DeliveryAttempt.id)))
+    return message, attempts
 
 
 def _dead_message(tenant_id: int, message_id: int) -> OutboxMessage:

@@ -291,6 +291,11 @@ def test_dead_letters_through_the_api_and_the_cli(app: Flask, api, helpdesk: Fak
     assert len(dead) == 2 and {m["last_status_code"] for m in dead} == {400, 422}
     assert api.get("/outbox").status_code == 200 and len(api.get("/outbox").get_json()["items"]) == total
     first, second = sorted(m["id"] for m in dead)
+    inspected = api.get(f"/outbox/{second}").get_json()
+    assert inspected["status"] == "dead" and inspected["action"]["kind"] == inspected["kind"]
+    assert [(a["outcome"], a["status_code"]) for a in inspected["delivery_attempts"]] == [("permanent", 422)]
+    assert inspected["delivery_attempts"][0]["error"] and inspected["delivery_attempts"][0]["latency_ms"] >= 0
+    assert api.get("/outbox/999999").status_code == 404 and api.get("/outbox/x1").status_code == 404
     replayed = api.post(f"/outbox/{first}/replay")
     assert replayed.status_code == 200 and replayed.get_json()["status"] == "pending"
     assert api.post(f"/outbox/{first}/replay").status_code == 409  # no longer dead
@@ -301,6 +306,9 @@ def test_dead_letters_through_the_api_and_the_cli(app: Flask, api, helpdesk: Fak
     listed = runner.invoke(args=["outbox", "dead", "acme"])
     assert listed.exit_code == 0
     assert [line.split("\t")[0] for line in listed.output.splitlines()] == [str(second)]
+    shown = runner.invoke(args=["outbox", "show", "acme", str(second)])
+    assert shown.exit_code == 0 and "permanent\t422" in shown.output and f"Message {second} (dead" in shown.output
+    assert runner.invoke(args=["outbox", "show", "acme", "999999"]).exit_code != 0
     assert runner.invoke(args=["outbox", "discard", "acme", str(second)]).exit_code == 0
     assert runner.invoke(args=["outbox", "replay", "acme", str(second)]).exit_code != 0  # discarded, not dead
     drained = runner.invoke(args=["outbox", "drain"])

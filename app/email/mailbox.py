@@ -25,7 +25,7 @@ from app.email.models import MailboxCursor
 from app.errors import ValidationFailed
 from app.extensions import db, utcnow
 from app.inbound.models import InboundEvent
-from app.inbound.services import process_event
+from app.inbound.services import process_events
 from integrations.mail.imap import ImapCursor, ImapSettings, MailboxError, mark_processed, poll
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,7 @@ def poll_mailbox(integration_id: int) -> int:
         done = [uid for uid, _ in result.messages] + [uid for uid, _ in result.oversized]
         if done:
             mark_processed(settings, done, uidvalidity=result.cursor.uidvalidity)
-        for event_id in event_ids:
-            process_event(event_id)
+        process_events(event_ids)
         stored_total += len(result.messages)
         if not result.more:
             break

@@ -14,7 +14,9 @@ from app.extensions import db, utcnow
 class MailMessage(db.Model):
     """One mail, inbound or outbound, with the parts threading and the timeline need.
 
-    The raw message lives in the content-addressed store (``raw_sha256``); this row keeps the
+    The raw message is stored once: an inbound mail's in its inbox event (``inbound_event_id``),
+    any other in the content-addressed store (``raw_sha256``, the sha256 of the raw bytes either
+    way; ``services.raw_message`` reads it from where it is). This row keeps the
     headers used for threading, the reply split apart from signature and quoted history, the
     sanitized HTML for display, and what became of it (``status``, ``automation``).
 

@@ -34,7 +34,7 @@ from app.connectors.schemas import MAIL_KINDS
 from app.connectors.services import credentials
 from app.email.compose import Parent, build_mail
 from app.email.models import MailMessage
-from app.email.services import attachment_store, loop_marker, token_key
+from app.email.services import attachment_store, loop_marker, raw_message, token_key
 from app.email.threading import case_token, reply_address
 from app.errors import AppError, ValidationFailed
 from app.extensions import db, utcnow
@@ -118,9 +118,9 @@ def _recipient(case: ReturnCase, parent: MailMessage | None) -> tuple[str | None
     """Who the mail goes to: the Reply-To of the customer's last mail when it had one, else the
     case's customer (address, display name)."""
     name = case.customer.name if case.customer else None
-    if parent is not None and parent.raw_sha256:
+    if parent is not None:
         try:
-            headers = _HEADERS_ONLY.parsebytes(attachment_store().get(parent.raw_sha256), headersonly=True)
+            headers = _HEADERS_ONLY.parsebytes(raw_message(parent), headersonly=True)
             found = [(n, a) for n, a in getaddresses([str(v) for v in headers.get_all("Reply-To") or []])
                      if "@" in a]
         except (AppError, OSError, ValueError, TypeError):

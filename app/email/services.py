@@ -35,7 +35,9 @@ from app.email.parse import Limits, ParsedMessage, parse_message
 from app.email.reply import extract_reply
 from app.email.store import LocalAttachmentStore
 from app.email.threading import match_case
+from app.errors import NotFound
 from app.extensions import db, utcnow
+from app.inbound.models import InboundEvent
 from app.intake.services import append_message, handle_ticket_event
 from app.orders.models import Customer
 from app.tenants.models import Tenant
@@ -97,9 +99,9 @@ def ingest_mail(tenant: Tenant, integration: Integration | None, raw: bytes, *,
                 inbound_event_id: int | None = None) -> MailResult:
     """Take one raw inbound mail all the way; does not commit. See the module docstring."""
     parsed = parse_message(raw, limits=_limits())
-    store = attachment_store()
-    # With an inbox event the raw message is durable in the database already: the file copies
-    # (raw and attachments, all cut from it) need not wait for the disk.
+    # With an inbox event the raw message is in the database already (``raw_message`` reads it
+    # from there): it is not copied to the store, and the attachments, all cut from it, need not
+    # wait for the disk.
     sync = inbound_event_id is None
     sender = parsed.from_.address.lower() if parsed.from_ and parsed.from_.address else None
     parts = extract_reply(parsed.text)
@@ -112,27 +114,33 @@ def ingest_mail(tenant: Tenant, integration: Integration | None, raw: bytes, *,
         reply_text=parts.reply[:MAX_STORED_TEXT], signature_text=parts.signature[:MAX_STORED_TEXT],
         quoted_text=parts.quoted[:MAX_STORED_TEXT], full_text=parsed.text[:MAX_STORED_TEXT],
         html_sanitized=(parsed.html_sanitized or None) and parsed.html_sanitized[:MAX_STORED_TEXT],
-        raw_sha256=store.put(raw, sync=sync), size_bytes=len(raw), defects=list(parsed.defects)[:50], sent_at=parsed.date,
+        raw_sha256=attachment_store().put(raw) if sync else parsed.raw_sha256, size_bytes=len(raw),
+        defects=list(parsed.defects)[:50], sent_at=parsed.date,
     )
-    # The row is added once its fate is known where possible (one INSERT, no UPDATE after it); it is
-    # flushed earlier only where something needs its id or must find it (timeline entries, intake).
+    # The row is written once its fate is known where possible (one INSERT, no UPDATE after it).
 
     if _is_our_own(parsed, tenant, integration, sender):
         mail.automation = "own"
         return _done(mail, "ignored", "Our own mail came back; not a customer's.")
     automation = classify_automation(parsed)
     mail.automation = automation.kind.value
-    match = match_case(
-        tenant_id=tenant.id, token_key=token_key(), case_number_prefix=current_app.config["REBOUND_CASE_NUMBER_PREFIX"],
-        recipients=_recipients(parsed), in_reply_to=parsed.in_reply_to, references=parsed.references,
-        subject=parsed.subject, sender=sender,
-    )
+    # Only mail on a case can be matched, and such mail is written as soon as it has one (``_done``):
+    # what an earlier mail of this transaction left unwritten has no case, so matching need not
+    # write it first (it goes with the next write, several in one INSERT).
+    with db.session.no_autoflush:
+        match = match_case(
+            tenant_id=tenant.id, token_key=token_key(), case_number_prefix=current_app.config["REBOUND_CASE_NUMBER_PREFIX"],
+            recipients=_recipients(parsed), in_reply_to=parsed.in_reply_to, references=parsed.references,
+            subject=parsed.subject, sender=sender,
+        )
     case = match.case if match else None
     if case is not None:
         mail.case_id, mail.matched_by = case.id, match.by if match else None
     if case is not None or not automation.automated and sender is not None:
+        # A reply queued by the case change (or by intake's new case) must find this mail to
+        # answer it (In-Reply-To, Reply-To): in the session now, it is written by the first query
+        # that needs it. Intake without return intent runs none, so that mail is still one INSERT.
         db.session.add(mail)
-        db.session.flush()
 
     if automation.kind is AutomationKind.BOUNCE:
         bounced = _mark_bouncing(tenant.id, automation)
@@ -149,7 +157,7 @@ def ingest_mail(tenant: Tenant, integration: Integration | None, raw: bytes, *,
         mail.rejection_reason = "The mail has no usable From address."
         return _done(mail, "rejected", mail.rejection_reason)
 
-    event = _as_ticket_event(parsed, mail, sender, parts.reply or parsed.text)
+    event = _as_ticket_event(parsed, sender, parts.reply or parsed.text)
     if case is not None:
         append_message(case, event, "email")
         _attach_evidence(case, parsed, sync)
@@ -163,11 +171,25 @@ def ingest_mail(tenant: Tenant, integration: Integration | None, raw: bytes, *,
 
 
 def _done(mail: MailMessage, status: str, detail: str, case: ReturnCase | None = None) -> MailResult:
+    """The mail's fate. Mail on a case is written now (a later mail of the same transaction may
+    thread to it); any other waits for the next flush. ``MailResult.to_dict`` needs it flushed."""
     mail.status = status
-    if mail.id is None:  # not stored yet: one INSERT with its final status (the outcome names its id)
-        db.session.add(mail)
+    db.session.add(mail)
+    if mail.case_id is not None:
         db.session.flush()
     return MailResult(status, detail, mail, case)
+
+
+def raw_message(mail: MailMessage) -> bytes:
+    """The raw bytes of a stored mail: from the store, or, for inbound mail that came through the
+    inbox, from its inbox event. ``NotFound`` when neither has it."""
+    if mail.inbound_event_id is not None:
+        body = db.session.scalar(sa.select(InboundEvent.body).where(InboundEvent.id == mail.inbound_event_id))
+        if body:
+            return bytes(body)
+    if not mail.raw_sha256:
+        raise NotFound("The mail's raw message is not stored.")
+    return attachment_store().get(mail.raw_sha256)
 
 
 def _is_our_own(parsed: ParsedMessage, tenant: Tenant, integration: Integration | None, sender: str | None) -> bool:
@@ -194,6 +216,10 @@ def _mark_bouncing(tenant_id: int, automation: Automation) -> list[str]:
 
 
 def _record_automatic(case: ReturnCase, mail: MailMessage, automation: Automation, action: str) -> None:
+    """A timeline entry naming the mail, which is therefore stored now, with its final status."""
+    mail.status = "recorded"
+    db.session.add(mail)
+    db.session.flush()
     db.session.add(CaseEvent(
         tenant_id=case.tenant_id, case_id=case.id, action=action, actor_type="system", channel="email",
         reason="; ".join(automation.reasons)[:1000] or None,
@@ -202,8 +228,9 @@ def _record_automatic(case: ReturnCase, mail: MailMessage, automation: Automatio
     ))
 
 
-def _as_ticket_event(parsed: ParsedMessage, mail: MailMessage, sender: str, text: str) -> TicketEvent:
-    thread = parsed.references[0] if parsed.references else (parsed.message_id or f"mail-{mail.id}")
+def _as_ticket_event(parsed: ParsedMessage, sender: str, text: str) -> TicketEvent:
+    # A mail without a Message-ID is a thread of its own, named by its content (the same on a retry).
+    thread = parsed.references[0] if parsed.references else (parsed.message_id or f"raw-{parsed.raw_sha256}")
     return TicketEvent(
         provider="email", ticket_id="mail:" + hashlib.sha256(thread.encode()).hexdigest()[:32],
         event_type="message.created", requester_email=sender,

@@ -310,3 +310,66 @@ def test_the_processing_setting_is_checked(monkeypatch):
     monkeypatch.setenv("REBOUND_INBOUND_PROCESSING", "later")
     with pytest.raises(RuntimeError, match="REBOUND_INBOUND_PROCESSING"):
         config._env_choice("REBOUND_INBOUND_PROCESSING", "inline", config.INBOUND_PROCESSING_MODES)
+
+
+def test_the_worker_commits_a_batch_of_events_once(app, client, zendesk, worker_mode):
+    """Ten waiting events are claimed together and committed together: one COMMIT, not ten."""
+    key, secret, _ = zendesk
+    for n in range(10):
+        text = "Please take back the tent TENT-2P from order #1001." if n == 0 else "When do you open?"
+        _deliver(client, key, secret, _body(str(900 + n), text), f"batch-{n}")
+    commits: list[object] = []
+
+    def count(connection) -> None:
+        commits.append(connection)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "commit", count)
+    try:
+        assert _process(app) == 10
+    finally:
+        sa.event.remove(engine, "commit", count)
+    assert len(commits) == 1
+    events = _events(app)
+    assert [e.status for e in events] == ["processed"] + ["ignored"] * 9 and all(e.attempts == 1 for e in events)
+    assert _count(app, ReturnCase) == 1
+
+
+def test_a_claim_takes_no_more_than_its_batch(app, client, zendesk, worker_mode):
+    """The claim locks at most ``batch`` events (a plain IN-subquery let PostgreSQL take more)."""
+    key, secret, _ = zendesk
+    for n in range(12):
+        _deliver(client, key, secret, _body(str(920 + n), "When do you open?"), f"claim-{n}")
+    with app.app_context():
+        try:
+            assert inbound_services.process_received_events(batch=5, limit=5) == 5
+        finally:
+            db.session.remove()
+    assert [e.status for e in _events(app)].count("received") == 7
+    assert _process(app) == 7
+
+
+def test_one_bad_event_in_a_batch_fails_alone(app, client, zendesk, worker_mode, monkeypatch):
+    """A failure rolls the batch back and it is redone one event per transaction: the others are
+    processed once, and only the bad one is failed, with its error, for the retry job."""
+    key, secret, _ = zendesk
+    for n in range(5):
+        text = "Please take back the tent TENT-2P from order #1001." if n == 4 else "When do you open?"
+        _deliver(client, key, secret, _body(str(940 + n), text), f"bad-{n}")
+    real = inbound_services.handle_ticket_event
+
+    def fails_for_942(tenant, integration, event, **kwargs):
+        if event.ticket_id == "942":
+            raise ValueError("ticket 942 is poison")
+        return real(tenant, integration, event, **kwargs)
+
+    monkeypatch.setattr(inbound_services, "handle_ticket_event", fails_for_942)
+    assert _process(app) == 5
+    by_ticket = {e.ticket_id: e for e in _events(app)}
+    assert by_ticket["942"].status == "failed" and "poison" in by_ticket["942"].last_error
+    assert by_ticket["942"].next_attempt_at is not None
+    assert {t: e.status for t, e in by_ticket.items() if t != "942"} == {
+        "940": "ignored", "941": "ignored", "943": "ignored", "944": "processed"}
+    assert all(e.attempts == 1 for e in by_ticket.values())  # the rolled-back batch left no trace
+    assert _count(app, ReturnCase) == 1

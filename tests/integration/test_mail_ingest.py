@@ -177,3 +177,56 @@ def test_every_corpus_file_goes_through_the_whole_pipeline(app, api, tenant):
             result = ingest_mail(fresh, None, raw)
             assert result.outcome in {"case_created", "suggested", "ignored", "recorded", "threaded", "rejected"}
         db.session.commit()
+
+
+def test_mail_in_one_worker_batch_threads_and_its_raw_message_is_kept_once(app, api, tenant):
+    """A request and the customer's follow-up, waiting in the inbox together, are processed in one
+    batch: the follow-up finds the case the first one opened. The raw message stays in the inbox
+    row (no copy in the attachment store); ``raw_message`` reads it from there."""
+    from app.connectors.schemas import IntegrationCreate, IntegrationSettings
+    from app.connectors.services import connect
+    from app.email.services import attachment_store, raw_message
+    from app.extensions import utcnow
+    from app.inbound.models import InboundEvent
+    from app.inbound.services import process_received_events
+
+    first = EmailMessage()
+    first["From"], first["To"] = "María López <maria.lopez@example.com>", "returns@shop.example"
+    first["Subject"], first["Message-ID"] = "Return order #1001", "<batch-1@example.com>"
+    first.set_content("Hi, I want to return the tent TENT-2P from order #1001, it arrived broken.")
+    first.add_attachment(PNG, maintype="image", subtype="png", filename="damage.png")
+    follow_up = _mail("And the box is dented too.", subject="Re: Return order #1001", message_id="<batch-2@example.com>",
+                      In_Reply_To="<batch-1@example.com>", References="<batch-1@example.com>")
+    with app.app_context():
+        owner = db.session.get(Tenant, tenant.id)
+        integration = connect(owner, IntegrationCreate(kind="rawmime", name="Mailbox", settings=IntegrationSettings(
+            address="returns@shop.example"))).integration
+        db.session.add_all(InboundEvent(
+            tenant_id=owner.id, integration_id=integration.id, delivery_key=f"batch-{n}", kind="rawmime",
+            event_type="message.created", event={}, body=raw, received_at=utcnow()) for n, raw in
+            enumerate([bytes(first), follow_up]))
+        db.session.commit()
+        assert process_received_events() == 2
+        mails = list(db.session.scalars(sa.select(MailMessage).order_by(MailMessage.id)))
+        assert [m.status for m in mails] == ["case_created", "threaded"]
+        assert mails[0].case_id == mails[1].case_id is not None and mails[1].matched_by == "references"
+        store = attachment_store()
+        assert not store.exists(mails[0].raw_sha256)  # kept once, in the inbox
+        assert raw_message(mails[0]) == bytes(first)
+        evidence = db.session.get(ReturnCase, mails[0].case_id).evidence
+        assert [e.filename for e in evidence] == ["damage.png"] and store.get(evidence[0].sha256) == PNG
+
+
+def test_raw_message_of_mail_without_an_inbox_event_comes_from_the_store(app, api, tenant):
+    from app.email.services import raw_message
+    from app.errors import NotFound
+
+    raw = _mail("Where is my refund for order #1001?", message_id="<store-1@example.com>")
+    _, _, mail_id = _ingest(app, tenant, raw)
+    with app.app_context():
+        mail = db.session.get(MailMessage, mail_id)
+        assert raw_message(mail) == raw
+        mail.raw_sha256 = None
+        with pytest.raises(NotFound):
+            raw_message(mail)
+        db.session.rollback()

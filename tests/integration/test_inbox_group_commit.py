@@ -366,3 +366,35 @@ def _wait_until(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def test_under_load_the_writer_lingers_for_the_next_deliveries_and_a_lone_one_is_written_at_once(app, clean_db,
+                                                                                                  monkeypatch):
+    """After a batch of several rows the writer waits ``linger_seconds`` after the next batch's first
+    row, so a delivery arriving a moment later joins it; after a lone row it does not wait."""
+    batches: list[list[str]] = []
+    insert = services.GroupWriter._insert
+
+    def recording(self: services.GroupWriter, rows: list[dict[str, Any]], notify: bool) -> dict[tuple[int, str], int]:
+        batches.append([row["delivery_key"] for row in rows])
+        return insert(self, rows, notify)
+
+    monkeypatch.setattr(services.GroupWriter, "_insert", recording)
+    key, _ = _integration(app, "linger")
+    receiver = _receiver(app, key)
+    writer = _writer(app)
+    writer.linger_seconds = 0.5
+
+    def one_now_one_later(first: str, second: str) -> None:
+        later = threading.Timer(0.1, _record_in_threads, args=(app, [(receiver, second, _event(second))]))
+        later.start()
+        _record_in_threads(app, [(receiver, first, _event(first))])
+        later.join(10)
+
+    writer._last_batch_rows = 1  # quiet: the first row is written at once, the second on its own
+    one_now_one_later("quiet-1", "quiet-2")
+    assert batches == [["quiet-1"], ["quiet-2"]]
+    writer._last_batch_rows = 5  # busy: the writer waits for the row 0.1 s behind the first
+    one_now_one_later("busy-1", "busy-2")
+    assert batches[2:] == [["busy-1", "busy-2"]]
+    assert set(_stored(app)) == {"quiet-1", "quiet-2", "busy-1", "busy-2"}

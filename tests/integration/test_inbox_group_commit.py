@@ -118,6 +118,25 @@ def _plug(app: Flask, receiver: services.Receiver, held: Held) -> threading.Thre
     return thread
 
 
+def _record_behind_plug(app: Flask, plug_receiver: services.Receiver, held: Held,
+                        calls: list[tuple[services.Receiver, str, TicketEvent]],
+                        before_release: Callable[[], None] | None = None) -> list[Any]:
+    """Hold the writer in a first batch (the plug), queue ``calls`` behind it, release it once all
+    of them wait (after ``before_release``), so that they are written together; their results."""
+    plug = _plug(app, plug_receiver, held)
+    writer = _writer(app)
+
+    def release_when_all_wait() -> None:
+        _wait_queued(writer, len(calls))
+        if before_release is not None:
+            before_release()
+        held.release.set()
+
+    results = _record_in_threads(app, calls, release_when_all_wait)
+    plug.join(10)
+    return results
+
+
 def _wait_queued(writer: services.GroupWriter, count: int) -> None:
     deadline = time.monotonic() + 10
     while writer._queue.qsize() < count:
@@ -134,16 +153,8 @@ def _stored(app: Flask) -> dict[str, int]:
 def test_concurrent_deliveries_share_one_commit_and_each_gets_its_own_id(app, held):
     key, _ = _integration(app, "group")
     receiver = _receiver(app, key)
-    plug = _plug(app, receiver, held)
-    writer = _writer(app)
     calls = [(receiver, f"d-{n}", _event(str(100 + n))) for n in range(30)]
-
-    def release_when_all_wait() -> None:
-        _wait_queued(writer, len(calls))
-        held.release.set()
-
-    results = _record_in_threads(app, calls, release_when_all_wait)
-    plug.join(10)
+    results = _record_behind_plug(app, receiver, held, calls)
     stored = _stored(app)
     assert [len(batch) for batch in held.batches] == [1, 30]  # the plug, then everyone together
     assert results == [(stored[f"d-{n}"], True) for n in range(30)]
@@ -167,17 +178,9 @@ def test_repeats_within_one_batch_are_stored_once_and_one_is_told_it_created(app
     assert created
     held.batches.clear()  # that one was the first batch: hold the next
     held.release.clear()
-    plug = _plug(app, receiver, held)
-    writer = _writer(app)
     calls = [(receiver, "same", _event("9"))] * 6 + [(receiver, "old", _event("5"))] * 2 \
         + [(receiver, "new", _event("10"))]
-
-    def release_when_all_wait() -> None:
-        _wait_queued(writer, len(calls))
-        held.release.set()
-
-    results = _record_in_threads(app, calls, release_when_all_wait)
-    plug.join(10)
+    results = _record_behind_plug(app, receiver, held, calls)
     stored = _stored(app)
     assert sorted(held.batches[1]) == ["new", "old", "same"]  # each key once in the statement
     same = results[:6]
@@ -191,8 +194,6 @@ def test_repeats_within_one_batch_are_stored_once_and_one_is_told_it_created(app
 def test_a_failing_batch_fails_every_request_in_it_and_stores_nothing(app, held, monkeypatch):
     key, _ = _integration(app, "failing")
     receiver = _receiver(app, key)
-    plug = _plug(app, receiver, held)
-    writer = _writer(app)
     insert = services.GroupWriter._insert
 
     def lost_connection(self, rows, notify):  # the server went away, twice: no retry left
@@ -201,14 +202,8 @@ def test_a_failing_batch_fails_every_request_in_it_and_stores_nothing(app, held,
         return insert(self, rows, notify)
 
     calls = [(receiver, f"f-{n}", _event(str(n))) for n in range(5)]
-
-    def release_when_all_wait() -> None:
-        _wait_queued(writer, len(calls))
-        monkeypatch.setattr(services.GroupWriter, "_insert", lost_connection)
-        held.release.set()
-
-    results = _record_in_threads(app, calls, release_when_all_wait)
-    plug.join(10)
+    results = _record_behind_plug(app, receiver, held, calls, before_release=lambda: monkeypatch.setattr(
+        services.GroupWriter, "_insert", lost_connection))
     assert all(isinstance(result, psycopg.OperationalError) for result in results), results
     assert sorted(_stored(app)) == ["plug"]
     with app.app_context():  # the writer carries on with the next delivery
@@ -219,17 +214,9 @@ def test_a_row_the_database_refuses_fails_only_its_own_request(app, held):
     """A value too long for its column fails the statement; the rest are written one by one."""
     key, _ = _integration(app, "refused")
     receiver = _receiver(app, key)
-    plug = _plug(app, receiver, held)
-    writer = _writer(app)
     calls = [(receiver, "ok-1", _event("1")), (receiver, "bad", _event("2", event_type="x" * 40)),
              (receiver, "ok-2", _event("3"))]
-
-    def release_when_all_wait() -> None:
-        _wait_queued(writer, len(calls))
-        held.release.set()
-
-    results = _record_in_threads(app, calls, release_when_all_wait)
-    plug.join(10)
+    results = _record_behind_plug(app, receiver, held, calls)
     stored = _stored(app)
     assert isinstance(results[1], psycopg.DataError)
     assert results[0] == (stored["ok-1"], True) and results[2] == (stored["ok-2"], True)
@@ -244,17 +231,9 @@ def test_a_stale_integration_in_a_batch_fails_only_its_own_requests(app, held):
     alpha, beta = _receiver(app, key_a), _receiver(app, key_b)
     with app.app_context():
         set_enabled(db.session.get(Tenant, beta.tenant_id), id_b, False)
-    plug = _plug(app, alpha, held)
-    writer = _writer(app)
     calls = [(alpha, "a-1", _event("1")), (beta, "b-1", _event("2")), (alpha, "a-2", _event("3")),
              (beta, "b-2", _event("4"))]
-
-    def release_when_all_wait() -> None:
-        _wait_queued(writer, len(calls))
-        held.release.set()
-
-    results = _record_in_threads(app, calls, release_when_all_wait)
-    plug.join(10)
+    results = _record_behind_plug(app, alpha, held, calls)
     stored = _stored(app)
     assert len(held.batches[1]) == 4  # one statement for both integrations
     assert results[0] == (stored["a-1"], True) and results[2] == (stored["a-2"], True)

@@ -63,8 +63,9 @@ NOTIFY_EVERY_SECONDS = 0.25
 class Receiver:
     """What the webhook needs of an integration; enabled ones are cached per process.
 
-    ``version`` is the integration's ``updated_at``: every change (disable, rotate, settings, a
-    counted rejection) moves it, and ``record_event`` stores nothing unless it still matches.
+    ``version`` is the integration's ``updated_at``: every change (disable, rotate, settings)
+    moves it, and ``record_event`` stores nothing unless it still matches. Counting a rejection
+    leaves it as it is: refused requests (anyone can send them) must not make the good ones start over.
     """
 
     id: int
@@ -128,7 +129,8 @@ def record_rejection(tenant_id: int, integration_id: int, status: int, code: str
         message=message[:500], remote_addr=remote_addr, body_bytes=body_bytes,
     ))
     db.session.execute(sa.update(Integration).where(Integration.id == integration_id)
-                       .values(rejected_count=Integration.rejected_count + 1))
+                       .values(rejected_count=Integration.rejected_count + 1,
+                               updated_at=Integration.updated_at))  # not a change: keep the version
     db.session.commit()
 
 

@@ -195,3 +195,23 @@ def test_an_integration_cannot_point_at_a_private_address_in_production(app, api
     assert response.status_code == 422
     assert "settings.base_url" in response.json["error"]["details"]["fields"]
     assert api.get("/integrations").json["items"] == []
+
+
+def test_a_counted_rejection_is_not_a_change_of_the_integration(app, client, connect):
+    """Anyone can send a bad request to a webhook URL. Counting it must leave the integration's
+    version (``updated_at``) alone, or every good delivery under way would have to start over."""
+    from app.connectors.models import Integration
+
+    key, secret, integration_id = connect("zendesk")
+    adapter = get_adapter("zendesk")
+    body = adapter.sample()
+
+    def version():
+        with app.app_context():
+            return db.session.get(Integration, integration_id).updated_at
+
+    before = version()
+    assert _post(client, key, body, adapter.sign(body, "forged", _now(), "bad-1")).status_code == 401
+    assert version() == before
+    assert _post(client, key, body, adapter.sign(body, secret, _now(), "good-1")).status_code == 200
+    assert _counts(app)[0] == 1

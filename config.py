@@ -84,8 +84,9 @@ class Config:
     REBOUND_INBOUND_PROCESSING = _env_choice("REBOUND_INBOUND_PROCESSING", "inline", INBOUND_PROCESSING_MODES)
     REBOUND_INBOUND_POLL_SECONDS = _env_int("REBOUND_INBOUND_POLL_SECONDS", 1)
     # Group commit of the inbox (PostgreSQL): under load, how long a web process's writer waits after a
-    # batch's first delivery for the next ones (milliseconds; 0 writes every batch at once).
-    REBOUND_INBOX_LINGER_MS = _env_int("REBOUND_INBOX_LINGER_MS", 2)
+    # batch's first delivery for the next ones (milliseconds). 0 only lets the requests that are ready
+    # to run go first, which is what the gevent server of "Running in production" wants.
+    REBOUND_INBOX_LINGER_MS = _env_int("REBOUND_INBOX_LINGER_MS", 0)
     # The outbox: how often the worker delivers due messages, and when a message is given up (dead).
     REBOUND_OUTBOX_INTERVAL_SECONDS = _env_int("REBOUND_OUTBOX_INTERVAL_SECONDS", 2)
     REBOUND_OUTBOX_MAX_ATTEMPTS = _env_int("REBOUND_OUTBOX_MAX_ATTEMPTS", 10)

@@ -11,7 +11,7 @@ install ``wrk`` when it is missing: ``apt-get update && apt-get install -y wrk``
 
     .venv/bin/python bench/ingest.py                       # 50 connections, 20 s per endpoint
     .venv/bin/python bench/ingest.py --duration 30 --profile 2000
-    .venv/bin/python bench/ingest.py --gunicorn-options "--workers 2 --worker-class gthread --threads 16 --access-logfile -"
+    .venv/bin/python bench/ingest.py --gunicorn-options "--workers 2 --worker-class gthread --threads 16 --access-logfile -"   # threads instead of gevent
     .venv/bin/python bench/ingest.py --drain-workers 0        # skip processing the queued events afterwards
 
 What it does, in order:

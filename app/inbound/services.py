@@ -284,7 +284,10 @@ class _Pending:
 class GroupWriter:
     """Group commit for ``record_event`` in one process: a thread writes every row waiting at that
     moment (up to ``GROUP_MAX_ROWS``) with one statement and one commit, then wakes each request
-    with its event id (None: not stored, a duplicate or a stale integration).
+    with its event id (None: not stored, a duplicate or a stale integration). Under the gevent
+    server of "Running in production", which patches ``threading``, ``queue`` and ``time``, the
+    thread is a greenlet and psycopg waits for the server cooperatively: the same code, without
+    the GIL handed between threads at every wake-up.
 
     A commit waits ~2 ms for PostgreSQL's WAL flush; one per request made that the bulk of a
     delivery's cost under load. Each request still answers only after the commit that holds its
@@ -296,10 +299,12 @@ class GroupWriter:
 
     def __init__(self, engine: sa.Engine, linger_seconds: float = 0.0) -> None:
         self.engine = engine
-        # Under load (the last batch held more than one row) the writer waits this long after a
+        # Under load (the last batch held more than one row) the writer sleeps this long after a
         # batch's first row for the requests a moment behind it, as PostgreSQL's commit_delay does
         # for commits: larger batches cost less CPU per row, which the other requests are short of
-        # on a busy machine. A lone delivery is written at once.
+        # on a busy machine. Even 0 sleeps: under gevent, ``sleep(0)`` lets every request that is
+        # ready to run reach the queue first; with threads it offers them the GIL. A lone delivery
+        # is written at once.
         self.linger_seconds = linger_seconds
         self.pid = os.getpid()
         self._queue: queue.Queue[_Pending] = queue.Queue(GROUP_QUEUE_MAX)
@@ -339,7 +344,7 @@ class GroupWriter:
                         return
                 continue
             batch = [first]
-            if self._last_batch_rows > 1 and self.linger_seconds > 0:
+            if self._last_batch_rows > 1:
                 time.sleep(self.linger_seconds)
             while len(batch) < GROUP_MAX_ROWS:
                 try:

@@ -23,6 +23,7 @@ MAX_ID = 100  # the inbox stores ticket ids in 100 characters
 NUMERIC_ID = re.compile(r"[0-9]{1,20}")  # Zendesk, Gorgias, Freshdesk and Help Scout ids are integers
 _MAX_FIELD_NAME = 100
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_WHITESPACE = re.compile(r"\s")  # what str.isspace() calls whitespace, found in one scan
 
 
 def json_object(request: InboundRequest) -> dict[str, Any]:
@@ -110,7 +111,7 @@ def http_url(value: Any, *, add_scheme: bool = False) -> str | None:
         Zendesk's ``{{ticket.url}}`` render as ``host/path``).
     """
     url = text(value)
-    if not url or any(c.isspace() for c in url):
+    if not url or _WHITESPACE.search(url):
         return None
     if add_scheme and not _SCHEME.match(url):
         url = "https://" + url

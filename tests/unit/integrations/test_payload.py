@@ -147,6 +147,7 @@ def test_required_id_refuses_naming_the_field(value: Any, pattern: Any) -> None:
     ("data:text/html,x", True, None),
     ("host:alert(1)", True, None),  # urlsplit's port would raise
     ("https://a b.example/", False, None),
+    ("https://acme.example/t/\u00a01", False, None), ("https://acme.example/\u2028t/1", False, None),  # Unicode spaces
     ("https:///path-only", False, None),
     ("https://host:0/", False, None),
     (None, True, None), (42, False, None), ([], True, None),

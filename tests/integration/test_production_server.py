@@ -109,9 +109,6 @@ def test_the_production_server_stores_concurrent_deliveries_once_each(app, serve
     assert len(by_invocation) == len(stored) == DISTINCT + 1
     assert sorted(by_invocation) == sorted([key for key, _ in distinct] + ["prod-repeated"])
     assert by_invocation["prod-repeated"] == copies[0]["event_id"]
-    worker_class = options_value(readme_gunicorn_args()[0], "--worker-class")
+    options = readme_gunicorn_args()[0]
+    worker_class = options[options.index("--worker-class") + 1]
     assert f"Using worker: {worker_class}" in running.log_path.read_text()
-
-
-def options_value(options: list[str], name: str) -> str:
-    return options[options.index(name) + 1]

@@ -15,7 +15,6 @@ Processing then runs in the request (``REBOUND_INBOUND_PROCESSING=inline``) or i
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
@@ -77,7 +76,7 @@ def _accept(receiver: services.Receiver, body: bytes, fresh: bool) -> Response |
     now = utcnow()
     inbound = InboundRequest(
         method=request.method, path=request.path, body=body, received_at=now,
-        headers=_headers(request.environ),
+        headers={name.lower(): value for name, value in request.headers.items()},
         query=request.args.to_dict(flat=True),
     )
     if receiver.kind in MAIL_KINDS:
@@ -100,17 +99,6 @@ def _accept(receiver: services.Receiver, body: bytes, fresh: bool) -> Response |
 
     event_id, created = services.record_event(receiver, adapter.delivery_key(inbound), event, body)
     return _after_commit(event_id, created)
-
-
-def _headers(environ: dict[str, Any]) -> dict[str, str]:
-    """The request's headers by lower-cased name, read from the WSGI environ as werkzeug's
-    ``EnvironHeaders`` reads them (which title-cases every name first: a cost on every delivery)."""
-    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
-               if key.startswith("HTTP_") and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH")}
-    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        if environ.get(key):
-            headers[key.replace("_", "-").lower()] = environ[key]
-    return headers
 
 
 def _accept_mail(receiver: services.Receiver, inbound: InboundRequest, fresh: bool) -> Response:

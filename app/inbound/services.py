@@ -229,13 +229,10 @@ GROUP_IDLE_SECONDS = 30.0  # an idle writer thread ends; the next delivery start
 # One statement per batch: ``INSERT … SELECT … FROM (VALUES <one row of scalar parameters per
 # delivery>) JOIN integrations … ON CONFLICT DO NOTHING RETURNING``, one round trip in autocommit.
 # The join is each row's guard (still enabled, unchanged). The text depends only on the number of
-# rows, so each size is prepared once per connection. Client CPU per row against the bench database,
-# beside the two forms measured before it: 178 µs for one row, 70 µs for three (one INSERT per row,
-# pipelined in a transaction: 166 and 182 µs; one INSERT from ``unnest`` of ten arrays, dumped in
-# Python: 535 and 322 µs), and one statement is one wait for the server where a pipeline has several.
-# The placeholders are PostgreSQL's own ($1, $2, …) and run through psycopg's ``RawCursor``: with
-# ``%s`` psycopg parses the query text on every execute once it has more than 50 parameters (its
-# cache stops there), which was half of the writer thread's own CPU under load.
+# rows, so each size is prepared once per connection; the forms measured before it (a pipeline of
+# single-row INSERTs, one INSERT from ``unnest`` arrays) cost more client CPU per row (docs/ingest.md).
+# The placeholders are PostgreSQL's own ($1, $2, …), run through psycopg's ``RawCursor``: with
+# ``%s`` psycopg parses the text again on every execute once it has more than 50 parameters.
 _GROUP_COLUMNS = (("tenant_id", "integer"), ("integration_id", "integer"), ("delivery_key", "varchar"),
                   ("kind", "varchar"), ("event_type", "varchar"), ("ticket_id", "varchar"), ("event", "jsonb"),
                   ("body", "bytea"), ("received_at", "timestamptz"), ("guard_version", "timestamptz"))
@@ -245,17 +242,15 @@ _GROUP_COLUMNS = (("tenant_id", "integer"), ("integration_id", "integer"), ("del
 def _group_insert(rows: int, notify: bool) -> str:
     """The statement for a batch of ``rows``; with ``notify``, it also wakes ``flask worker``
     (PostgreSQL delivers one notification per channel and payload per transaction)."""
-    width = len(_GROUP_COLUMNS) + 1  # and the row's place in the batch
-
-    def placeholders(row: int) -> str:
-        casts = [*(kind for _, kind in _GROUP_COLUMNS), "integer"]
-        return "(" + ", ".join(f"${row * width + n + 1}::{kind}" for n, kind in enumerate(casts)) + ")"
-
+    casts = [*(kind for _, kind in _GROUP_COLUMNS), "integer"]  # and the row's place in the batch
+    values = ", ".join(
+        "(" + ", ".join(f"${row * len(casts) + n + 1}::{kind}" for n, kind in enumerate(casts)) + ")"
+        for row in range(rows))
     sql = (
         f"INSERT INTO inbound_events ({', '.join(_COLUMNS)}) "
         "SELECT v.tenant_id, v.integration_id, v.delivery_key, v.kind, v.event_type, v.ticket_id, v.event, v.body, "
         "'received', 0, v.received_at "
-        f"FROM (VALUES {', '.join(placeholders(row) for row in range(rows))}) "
+        f"FROM (VALUES {values}) "
         f"AS v({', '.join(name for name, _ in _GROUP_COLUMNS)}, arrival) "
         "JOIN integrations ON integrations.id = v.integration_id AND integrations.enabled "
         "AND integrations.updated_at = v.guard_version "

@@ -54,9 +54,10 @@ class InboundRequest:
 
     method: str
     path: str
-    headers: Mapping[str, str]  # keys lower-cased
+    # Read through ``header``, which looks a name up in lower case: the webhook passes werkzeug's
+    # request headers as they are (case-insensitive, nothing copied); tests pass dicts keyed in lower case.
+    headers: Mapping[str, str]
     body: bytes
-    query: Mapping[str, str] = field(default_factory=dict)
     received_at: datetime | None = None
 
     def header(self, name: str) -> str | None:

@@ -74,11 +74,8 @@ def receive(key: str) -> Response | tuple[Response, int]:
 
 def _accept(receiver: services.Receiver, body: bytes, fresh: bool) -> Response | tuple[Response, int]:
     now = utcnow()
-    inbound = InboundRequest(
-        method=request.method, path=request.path, body=body, received_at=now,
-        headers={name.lower(): value for name, value in request.headers.items()},
-        query=request.args.to_dict(flat=True),
-    )
+    inbound = InboundRequest(method=request.method, path=request.path, body=body, received_at=now,
+                             headers=request.headers)
     if receiver.kind in MAIL_KINDS:
         return _accept_mail(receiver, inbound, fresh)
     adapter = get_adapter(receiver.kind)

@@ -689,8 +689,7 @@ def gorgias_widget(key: str) -> Response:
     fetch is harmless and no nonce is kept."""
     try:
         integration = _integration(key, "gorgias")
-        inbound = InboundRequest(method="GET", path=request.path, body=b"",
-                                 headers={name.lower(): value for name, value in request.headers.items()})
+        inbound = InboundRequest(method="GET", path=request.path, body=b"", headers=request.headers)
         try:
             verify_shared_secret(inbound, signing_secrets(integration), "Gorgias")
         except SignatureError as exc:

@@ -16,7 +16,10 @@ def clean(value: str) -> str:
 
     NUL and lone surrogates would break the database and UTF-8 encoding downstream.
     """
-    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    value = value.replace("\x00", "")
+    if value.isascii():  # most of what helpdesks send: no surrogate to replace, no round trip
+        return value
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def html_to_text(html: str | None) -> str | None:

@@ -21,12 +21,20 @@ from integrations.text import clean, html_to_text
     ("plain", "plain"),
     ("a\x00b\x00", "ab"),
     ("lone \ud800 surrogate", "lone ? surrogate"),
+    ("\x00\udfff\x00", "?"),
     ("  kept  ", "  kept  "),  # trimming is the caller's choice
     ("emoji 🙂 and é", "emoji 🙂 and é"),
 ])
 def test_clean_removes_nul_and_lone_surrogates(value: str, cleaned: str) -> None:
     assert clean(value) == cleaned
     clean(value).encode("utf-8")
+
+
+@settings(max_examples=300)
+@given(st.text(st.characters(categories=("Cc", "Cs", "Ll", "Lo", "So", "Zs")), max_size=40))
+def test_clean_is_the_round_trip_through_utf8_whatever_the_text(value: str) -> None:
+    # ASCII text skips the round trip; every text must come out as if it had made it.
+    assert clean(value) == value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 # --- html_to_text: what the adapters rely on --------------------------------------------------

@@ -164,6 +164,7 @@ def _single_insert() -> sa.TextClause:
 
 
 _SINGLE_INSERT = _single_insert()
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps with options makes one per call
 _last_notify = 0.0
 
 
@@ -190,7 +191,7 @@ def record_event(receiver: Receiver, delivery_key: str, event: TicketEvent, body
     if engine.dialect.name == "postgresql":
         # Serialised here, in the request's own thread: the writer's thread is the one every
         # request of the process waits for, so it does as little as it can.
-        params["event"] = json.dumps(params["event"], separators=(",", ":"))
+        params["event"] = _COMPACT_JSON.encode(params["event"])
         worker_mode = current_app.config["REBOUND_INBOUND_PROCESSING"] == "worker"
         event_id = _group_writer(engine).write(params, notify=worker_mode)
     else:
@@ -454,10 +455,10 @@ def _inbox_engine() -> sa.Engine:
     engine = db.engine
     if engine.dialect.name != "postgresql":
         return engine.execution_options(isolation_level="AUTOCOMMIT")
-    inbox = current_app.extensions.get("rebound.inbox_engine")
-    if inbox is None or inbox.url != engine.url:
+    made_for, inbox = current_app.extensions.get("rebound.inbox_engine", (None, None))
+    if made_for is not engine:
         inbox = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
-        current_app.extensions["rebound.inbox_engine"] = inbox
+        current_app.extensions["rebound.inbox_engine"] = (engine, inbox)
         # Whoever disposes of the app's connections (tests, a fork) means these as well.
         sa.event.listen(engine, "engine_disposed", lambda _: inbox.dispose())
     return inbox

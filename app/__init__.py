@@ -36,6 +36,7 @@ def create_app(config_class: type[Config] | None = None, **overrides: object) ->
 
     configure_logging(app)
     register_extensions(app)
+    register_session(app)
     register_models()
     register_error_handlers(app)
     register_blueprints(app)
@@ -60,6 +61,13 @@ def register_extensions(app: Flask) -> None:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True, render_as_batch=True)
+
+
+def register_session(app: Flask) -> None:
+    """Flask's cookie session, read only from requests that send a cookie (see ``app.sessions``)."""
+    from app.sessions import CookieSessionInterface
+
+    app.session_interface = CookieSessionInterface()
 
 
 def register_models() -> None:

@@ -182,19 +182,21 @@ def record_event(receiver: Receiver, delivery_key: str, event: TicketEvent, body
     :raise InboxBusy: (503) the process's writer is backed up; nothing is known to be stored.
     """
     key = delivery_key[:200]
-    engine = _inbox_engine()
+    writer = _group_writer()
     params: dict[str, Any] = dict(
         tenant_id=receiver.tenant_id, integration_id=receiver.id, delivery_key=key, kind=receiver.kind,
         event_type=event.event_type, ticket_id=event.ticket_id[:100], event=event.to_dict(), body=body,
         received_at=utcnow(), guard_version=receiver.version,
     )
-    if engine.dialect.name == "postgresql":
+    if writer is not None:
         # Serialised here, in the request's own thread: the writer's thread is the one every
         # request of the process waits for, so it does as little as it can.
         params["event"] = _COMPACT_JSON.encode(params["event"])
         worker_mode = current_app.config["REBOUND_INBOUND_PROCESSING"] == "worker"
-        event_id = _group_writer(engine).write(params, notify=worker_mode)
+        event_id = writer.write(params, notify=worker_mode)
+        engine = writer.engine
     else:
+        engine = _inbox_engine()
         with engine.connect() as connection:
             event_id = connection.execute(_SINGLE_INSERT,
                                           params | {"status": "received", "attempts": 0,
@@ -302,7 +304,7 @@ class GroupWriter:
         # ready to run reach the queue first; with threads it offers them the GIL. A lone delivery
         # is written at once.
         self.linger_seconds = linger_seconds
-        self.pid = os.getpid()
+        self.forks = _forks  # the process it was made in (see ``_group_writer``)
         self._queue: queue.Queue[_Pending] = queue.Queue(GROUP_QUEUE_MAX)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -425,27 +427,35 @@ class GroupWriter:
 
 
 _writer_lock = threading.Lock()
+# Counted up in a child after every fork: a writer made before the fork has no thread in the
+# child. A counter rather than os.getpid(), which is a system call, on every delivery.
+_forks = 0
 
 
-def _group_writer(engine: sa.Engine) -> GroupWriter:
-    """This process's writer for ``engine``: a new one after a fork (the parent's thread is not
-    in the child) or for another engine (tests create apps of their own)."""
-    writer = current_app.extensions.get("rebound.inbox_writer")
-    if writer is None or writer.pid != os.getpid() or writer.engine is not engine:
-        with _writer_lock:
-            writer = current_app.extensions.get("rebound.inbox_writer")
-            if writer is None or writer.pid != os.getpid() or writer.engine is not engine:
-                writer = current_app.extensions["rebound.inbox_writer"] = GroupWriter(
-                    engine, current_app.config["REBOUND_INBOX_LINGER_MS"] / 1000)
+def _group_writer() -> GroupWriter | None:
+    """This process's writer for the app's database (None on SQLite: one writer anyway); a new
+    one after a fork, since the parent's thread is not in the child."""
+    writer: GroupWriter | None = current_app.extensions.get("rebound.inbox_writer")
+    if writer is not None and writer.forks == _forks:
+        return writer
+    engine = _inbox_engine()
+    if engine.dialect.name != "postgresql":
+        return None
+    with _writer_lock:
+        writer = current_app.extensions.get("rebound.inbox_writer")
+        if writer is None or writer.forks != _forks:
+            writer = current_app.extensions["rebound.inbox_writer"] = GroupWriter(
+                engine, current_app.config["REBOUND_INBOX_LINGER_MS"] / 1000)
     return writer
 
 
-def _reset_writer_lock() -> None:
-    global _writer_lock
+def _after_fork_in_child() -> None:
+    global _writer_lock, _forks
     _writer_lock = threading.Lock()  # a thread of the parent may have held it at the fork
+    _forks += 1
 
 
-os.register_at_fork(after_in_child=_reset_writer_lock)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _inbox_engine() -> sa.Engine:

@@ -82,7 +82,9 @@ def _event(ticket: str, event_type: str = "created") -> TicketEvent:
 
 def _writer(app: Flask) -> services.GroupWriter:
     with app.app_context():
-        return services._group_writer(services._inbox_engine())
+        writer = services._group_writer()
+        assert writer is not None  # PostgreSQL
+        return writer
 
 
 def _record_in_threads(app: Flask, calls: list[tuple[services.Receiver, str, TicketEvent]],
@@ -322,8 +324,8 @@ def test_a_forked_process_writes_with_a_writer_of_its_own(app, clean_db):
                 services._inbox_engine().dispose(close=False)
                 db.engine.dispose(close=False)
                 result = services.record_event(receiver, "child", _event("2"), b"c")
-                child_writer = services._group_writer(services._inbox_engine())
-                answer = (result, child_writer is not parent_writer, child_writer.pid == os.getpid())
+                child_writer = services._group_writer()
+                answer = (result, child_writer is not parent_writer, child_writer.forks == services._forks)
             os.write(write, pickle.dumps(answer))
             code = 0
         finally:

@@ -438,9 +438,9 @@ def _group_writer() -> GroupWriter | None:
     writer: GroupWriter | None = current_app.extensions.get("rebound.inbox_writer")
     if writer is not None and writer.forks == _forks:
         return writer
-    engine = _inbox_engine()
-    if engine.dialect.name != "postgresql":
+    if db.engine.dialect.name != "postgresql":
         return None
+    engine = _inbox_engine()
     with _writer_lock:
         writer = current_app.extensions.get("rebound.inbox_writer")
         if writer is None or writer.forks != _forks:

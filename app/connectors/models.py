@@ -1,4 +1,4 @@
-"""Integration: one connected helpdesk (or mailbox) of a tenant."""
+"""Integration: one connected helpdesk (or mailbox) of a tenant, and its count of refused calls."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from app.extensions import db, utcnow
 
@@ -28,7 +28,30 @@ class Integration(db.Model):
     enabled: Mapped[bool] = mapped_column(default=True)
     secrets_encrypted: Mapped[str] = mapped_column(sa.Text)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    rejected_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     disabled_at: Mapped[datetime | None]
+
+
+class RejectionCount(db.Model):
+    """How many webhook calls an integration has refused, counted apart from the integration's row.
+
+    The row's ``updated_at`` is the version every cached webhook receiver and every inbox INSERT
+    checks, and any UPDATE of the row moves it. Refused calls (anyone can send them) must not
+    look like a change of the integration, so their count lives here.
+    """
+
+    __tablename__ = "rejection_counts"
+
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"),
+                                                primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+
+
+# Read with the integration, in the same SELECT: 0 until the first refused call.
+Integration.rejected_count = column_property(
+    sa.select(sa.func.coalesce(sa.func.max(RejectionCount.count), 0))
+    .where(RejectionCount.integration_id == Integration.id)
+    .correlate_except(RejectionCount)
+    .scalar_subquery()
+)

@@ -64,8 +64,8 @@ class Receiver:
     """What the webhook needs of an integration; enabled ones are cached per process.
 
     ``version`` is the integration's ``updated_at``: every change (disable, rotate, settings)
-    moves it, and ``record_event`` stores nothing unless it still matches. Counting a rejection
-    leaves it as it is: refused requests (anyone can send them) must not make the good ones start over.
+    moves it, and ``record_event`` stores nothing unless it still matches. Refused requests are
+    counted in ``RejectionCount``, off the integration's row, so they never move it.
     """
 
     id: int
@@ -128,10 +128,15 @@ def record_rejection(tenant_id: int, integration_id: int, status: int, code: str
         tenant_id=tenant_id, integration_id=integration_id, status_code=status, code=code,
         message=message[:500], remote_addr=remote_addr, body_bytes=body_bytes,
     ))
-    db.session.execute(sa.update(Integration).where(Integration.id == integration_id)
-                       .values(rejected_count=Integration.rejected_count + 1,
-                               updated_at=Integration.updated_at))  # not a change: keep the version
+    db.session.execute(_COUNT_REJECTION, {"integration_id": integration_id})
     db.session.commit()
+
+
+# Upserted on its own row, not on the integration's (see ``RejectionCount``); the same SQL on
+# PostgreSQL and SQLite.
+_COUNT_REJECTION = sa.text(
+    "INSERT INTO rejection_counts (integration_id, count) VALUES (:integration_id, 1) "
+    "ON CONFLICT (integration_id) DO UPDATE SET count = rejection_counts.count + 1")
 
 
 class StaleReceiver(Exception):

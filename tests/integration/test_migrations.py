@@ -56,3 +56,28 @@ def test_downgrade_removes_every_table(tmp_dir: Path) -> None:
 def _drop(app) -> None:
     if database_kind() == "postgresql":
         drop_postgres_database(app.config["SQLALCHEMY_DATABASE_URI"])
+
+
+def test_0007_carries_refused_call_counts_over_and_back(tmp_dir: Path) -> None:
+    """The count of refused calls moves off the integration's row (0007) and back (downgrade)."""
+    app = _fresh_app(tmp_dir)
+    with app.app_context():
+        upgrade(revision="0006")
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO tenants (id, name, slug, default_locale, default_currency, case_counter, "
+                                 "settings, created_at) VALUES (1, 'T', 't', 'en', 'USD', 0, '{}', CURRENT_TIMESTAMP)"))
+            for ident, count in ((1, 7), (2, 0)):
+                conn.execute(sa.text(
+                    "INSERT INTO integrations (id, tenant_id, kind, name, public_key, enabled, secrets_encrypted, "
+                    "settings, rejected_count, created_at, updated_at) VALUES (:id, 1, 'zendesk', 'Z', :key, true, "
+                    "'x', '{}', :count, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"), {"id": ident, "key": f"k{ident}",
+                                                                                  "count": count})
+        upgrade(revision="0007")
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT integration_id, count FROM rejection_counts")).all() == [(1, 7)]
+        downgrade(revision="0006")
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT id, rejected_count FROM integrations ORDER BY id")).all() == [(1, 7),
+                                                                                                          (2, 0)]
+        db.engine.dispose()
+    _drop(app)

@@ -141,8 +141,8 @@ def _record_behind_plug(app: Flask, plug_receiver: services.Receiver, held: Held
 
 def _wait_queued(writer: services.GroupWriter, count: int) -> None:
     deadline = time.monotonic() + 10
-    while writer._queue.qsize() < count:
-        assert time.monotonic() < deadline, f"{writer._queue.qsize()} of {count} queued"
+    while writer.queued < count:
+        assert time.monotonic() < deadline, f"{writer.queued} of {count} queued"
         time.sleep(0.01)
 
 
@@ -303,6 +303,52 @@ def test_an_idle_writer_ends_and_the_next_delivery_starts_another(app, clean_db,
     with app.app_context():
         assert services.record_event(receiver, "i-2", _event("2"), b"2")[1] is True
     assert sorted(_stored(app)) == ["i-1", "i-2"]
+
+
+class _WakeRacingTheTimeout:
+    """The writer's wake-up lock, whose first wait with a timeout runs out just as a delivery
+    wakes the writer: ``deliver`` runs in another thread, and the wait reports a timeout only once
+    that delivery is queued and has released the lock."""
+
+    def __init__(self, lock: Any, deliver: Callable[[], None], queued: Callable[[], int]) -> None:
+        self.lock, self.deliver, self.queued = lock, deliver, queued
+        self.raced = False
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout > 0 and not self.raced:
+            self.raced = True
+            threading.Thread(target=self.deliver).start()
+            _wait_until(lambda: self.queued() == 1 and not self.lock.locked())
+            return False
+        return self.lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def locked(self) -> bool:
+        return self.lock.locked()
+
+
+def test_a_delivery_that_wakes_the_writer_as_its_idle_wait_ends_is_written(app, clean_db):
+    key, _ = _integration(app, "race")
+    receiver = _receiver(app, key)
+    with app.app_context():
+        app.extensions.pop("rebound.inbox_writer", None)
+        assert services.record_event(receiver, "r-1", _event("1"), b"1")[1] is True
+    writer = _writer(app)
+    results: list[Any] = []
+    wake = _WakeRacingTheTimeout(
+        writer._wake, lambda: results.extend(_record_in_threads(app, [(receiver, "r-2", _event("2"))])),
+        lambda: writer.queued)
+    writer._wake = wake  # the writer is waiting on the real lock: the swap takes effect at its next wait
+    with app.app_context():  # one more delivery: the writer wakes, writes it, and next waits on the swapped lock
+        assert services.record_event(receiver, "r-3", _event("3"), b"3")[1] is True
+    _wait_until(lambda: len(results) == 1)
+    assert results[0][1] is True  # stored, not lost between the timeout and the writer's exit
+    assert sorted(_stored(app)) == ["r-1", "r-2", "r-3"]
+    # The writer carries on and waits for the next delivery.
+    assert writer._thread is not None and writer._thread.is_alive()
+    _wait_until(lambda: wake.locked() and writer._asleep)
 
 
 def test_a_forked_process_writes_with_a_writer_of_its_own(app, clean_db):

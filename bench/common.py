@@ -64,7 +64,8 @@ def ensure_database(database_url: str, *, recreate: bool = False) -> None:
 # ---- server ----------------------------------------------------------------------------------
 
 # README "Running in production", used when the README's command cannot be read.
-README_GUNICORN_FALLBACK = ("wsgi:app", "--workers", "2", "--worker-class", "gevent", "--worker-connections", "1000",
+README_GUNICORN_FALLBACK = ("wsgi:app", "--workers", "2", "--worker-class", "server.GeventWorker",
+                            "--worker-connections", "1000",
                             "--bind", "0.0.0.0:8000", "--access-logfile", "-")
 
 

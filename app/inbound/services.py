@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import json
 import logging
 import os
 import random
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from flask import current_app
@@ -169,7 +169,6 @@ def _single_insert() -> sa.TextClause:
 
 
 _SINGLE_INSERT = _single_insert()
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps with options makes one per call
 _last_notify = 0.0
 
 
@@ -196,7 +195,7 @@ def record_event(receiver: Receiver, delivery_key: str, event: TicketEvent, body
     if writer is not None:
         # Serialised here, in the request's own thread: the writer's thread is the one every
         # request of the process waits for, so it does as little as it can.
-        params["event"] = _COMPACT_JSON.encode(params["event"])
+        params["event"] = orjson.dumps(params["event"]).decode()  # compact, ten times as fast as json.dumps
         worker_mode = current_app.config["REBOUND_INBOUND_PROCESSING"] == "worker"
         event_id = writer.write(params, notify=worker_mode)
         engine = writer.engine

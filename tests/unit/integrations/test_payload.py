@@ -266,3 +266,34 @@ def test_custom_field_names_are_cleaned_of_nul_characters() -> None:
     from integrations.payload import custom_fields
 
     assert custom_fields({"order\x00_no": "1001", "\x00": "x"}) == {"order_no": "1001"}
+
+
+# --- reading the body (InboundRequest.json) -----------------------------------------------------
+
+
+def _read(body: bytes) -> Any:
+    from integrations import InboundRequest
+
+    return InboundRequest(method="POST", path="/webhooks/k", headers={}, body=body).json()
+
+
+@pytest.mark.parametrize("body", [
+    b'{"ticket_id": "1", "tags": ["a", "b"], "n": 3, "x": 1.5, "ok": true, "none": null}',
+    '{"text": "Grüße, ¿qué tal? 返品 🙂"}'.encode(),
+    b'{"a": {"b": [1, {"c": "d"}]}, "a2": "\\u00e9\\n\\t"}',
+    b'{"k": 1, "k": 2}',  # a repeated name: the last value, as the standard library reads it
+])
+def test_the_body_reads_as_the_standard_library_reads_it(body: bytes):
+    assert _read(body) == json.loads(body)
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b'{"message": "cut emoji \\ud83d"}', {"message": "cut emoji \ud83d"}),  # a lone surrogate: ``clean`` replaces it
+    (b'{"rating": NaN}', None),  # not JSON, but the standard library reads it, and so did we
+])
+def test_what_orjson_refuses_is_read_by_the_standard_library(body: bytes, expected: Any):
+    read = _read(body)
+    if expected is None:
+        assert read["rating"] != read["rating"]  # NaN
+    else:
+        assert read == expected

@@ -291,18 +291,24 @@ def test_a_full_queue_is_refused_at_once(app, held, monkeypatch):
     assert sorted(_stored(app)) == ["plug", "q-0", "q-1"]
 
 
-def test_an_idle_writer_ends_and_the_next_delivery_starts_another(app, clean_db, monkeypatch):
-    monkeypatch.setattr(services, "GROUP_IDLE_SECONDS", 0.05)
-    key, _ = _integration(app, "idle")
+def _first_delivery(app: Flask, slug: str) -> tuple[services.Receiver, services.GroupWriter]:
+    """A new integration's first delivery (``<slug>-1``), written by a writer of its own; the
+    integration's receiver and that writer."""
+    key, _ = _integration(app, slug)
     receiver = _receiver(app, key)
     with app.app_context():
         app.extensions.pop("rebound.inbox_writer", None)
-        assert services.record_event(receiver, "i-1", _event("1"), b"1")[1] is True
-    writer = _writer(app)
+        assert services.record_event(receiver, f"{slug}-1", _event("1"), b"1")[1] is True
+    return receiver, _writer(app)
+
+
+def test_an_idle_writer_ends_and_the_next_delivery_starts_another(app, clean_db, monkeypatch):
+    monkeypatch.setattr(services, "GROUP_IDLE_SECONDS", 0.05)
+    receiver, writer = _first_delivery(app, "idle")
     _wait_until(lambda: writer._thread is None)
     with app.app_context():
-        assert services.record_event(receiver, "i-2", _event("2"), b"2")[1] is True
-    assert sorted(_stored(app)) == ["i-1", "i-2"]
+        assert services.record_event(receiver, "idle-2", _event("2"), b"2")[1] is True
+    assert sorted(_stored(app)) == ["idle-1", "idle-2"]
 
 
 class _WakeRacingTheTimeout:
@@ -330,22 +336,17 @@ class _WakeRacingTheTimeout:
 
 
 def test_a_delivery_that_wakes_the_writer_as_its_idle_wait_ends_is_written(app, clean_db):
-    key, _ = _integration(app, "race")
-    receiver = _receiver(app, key)
-    with app.app_context():
-        app.extensions.pop("rebound.inbox_writer", None)
-        assert services.record_event(receiver, "r-1", _event("1"), b"1")[1] is True
-    writer = _writer(app)
+    receiver, writer = _first_delivery(app, "race")
     results: list[Any] = []
     wake = _WakeRacingTheTimeout(
-        writer._wake, lambda: results.extend(_record_in_threads(app, [(receiver, "r-2", _event("2"))])),
+        writer._wake, lambda: results.extend(_record_in_threads(app, [(receiver, "race-2", _event("2"))])),
         lambda: writer.queued)
     writer._wake = wake  # the writer is waiting on the real lock: the swap takes effect at its next wait
     with app.app_context():  # one more delivery: the writer wakes, writes it, and next waits on the swapped lock
-        assert services.record_event(receiver, "r-3", _event("3"), b"3")[1] is True
+        assert services.record_event(receiver, "race-3", _event("3"), b"3")[1] is True
     _wait_until(lambda: len(results) == 1)
     assert results[0][1] is True  # stored, not lost between the timeout and the writer's exit
-    assert sorted(_stored(app)) == ["r-1", "r-2", "r-3"]
+    assert sorted(_stored(app)) == ["race-1", "race-2", "race-3"]
     # The writer carries on and waits for the next delivery.
     assert writer._thread is not None and writer._thread.is_alive()
     _wait_until(lambda: wake.locked() and writer._asleep)

@@ -95,16 +95,25 @@ def test_an_empty_chunked_body_sends_head_and_last_chunk_together():
     assert b"Transfer-Encoding: chunked\r\n" in sock.wire and sock.wire.endswith(b"\r\n\r\n0\r\n\r\n")
 
 
-def test_a_file_sent_by_sendfile_comes_after_its_head():
+class FileWrapper:
+    """What ``wsgi.file_wrapper`` hands the server: a file, iterated in pieces when it cannot be sent whole."""
+
+    def __init__(self, filelike: Any, pieces: tuple[bytes, ...] = ()) -> None:
+        self.filelike, self.pieces = filelike, pieces
+
+    def __iter__(self):
+        return iter(self.pieces)
+
+
+def _file_response(length: int) -> tuple[RecordingSocket, OneWriteResponse]:
     sock = RecordingSocket()
-    config = Config()
-    response = OneWriteResponse(FakeRequest(), sock, config)
-    response.start_response("200 OK", [("Content-Length", "4")])
+    response = OneWriteResponse(FakeRequest(), sock, Config())
+    response.start_response("200 OK", [("Content-Length", str(length))])
+    return sock, response
 
-    class FileWrapper:
-        def __init__(self, filelike: Any) -> None:
-            self.filelike = filelike
 
+def test_a_file_sent_by_sendfile_comes_after_its_head():
+    sock, response = _file_response(4)
     expected = Path(__file__).read_bytes()[:4]
     with open(__file__, "rb") as handle:  # a real file: sendfile needs a file descriptor
         response.write_file(FileWrapper(handle))
@@ -114,18 +123,8 @@ def test_a_file_sent_by_sendfile_comes_after_its_head():
 
 
 def test_a_file_without_a_descriptor_is_written_like_any_body():
-    sock = RecordingSocket()
-    response = OneWriteResponse(FakeRequest(), sock, Config())
-    response.start_response("200 OK", [("Content-Length", "6")])
-
-    class FileWrapper:
-        def __init__(self, filelike: Any) -> None:
-            self.filelike = filelike
-
-        def __iter__(self):
-            return iter([b"abc", b"def"])
-
-    response.write_file(FileWrapper(io.BytesIO(b"abcdef")))
+    sock, response = _file_response(6)
+    response.write_file(FileWrapper(io.BytesIO(b"abcdef"), (b"abc", b"def")))
     response.close()
     assert len(sock.writes) == 2 and sock.wire.endswith(b"\r\n\r\nabcdef")
 
